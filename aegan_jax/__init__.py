@@ -1,0 +1,17 @@
+"""aegan_jax: training GANs with the help of autoencoders, in JAX/Flax.
+
+Modules, one concern each:
+  config       the run's settings (one frozen dataclass) and their validation
+  errors       UserError: bad input, reported as one line without a traceback
+  registry     name -> builder tables (datasets, archs, strategies, losses)
+  models/      Flax modules (Encoder, Decoder, Generator, Discriminator) per arch
+  losses       reconstruction and adversarial objectives, pure functions of logits
+  state        the single pytree TrainState and optimizer helpers
+  strategies/  how the networks are trained: phases of jit-compiled pure steps
+  data/        TFDS-backed datasets, kept on the device and batched there
+  checkpoint   orbax CheckpointManager with configuration guard
+  writers      metrics.jsonl, TensorBoard and PNG image grids
+  train        train_and_evaluate(config, workdir): the loop that ties them together
+"""
+
+__version__ = "0.1.0"

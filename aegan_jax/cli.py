@@ -1,0 +1,35 @@
+"""What every entry point shares: user errors as one line on stderr, exit status 2."""
+
+import sys
+from typing import Callable
+
+import logging as py_logging
+
+from absl import app
+from absl import logging
+
+from aegan_jax.errors import UserError  # noqa: F401 (re-exported for entry points)
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+  """absl's app.run, with UserError printed as `error: ...` and no traceback."""
+  def guarded(argv):
+    quiet_libraries()
+    try:
+      main(argv)
+    except UserError as e:
+      sys.stderr.write(f"error: {e}\n")
+      sys.stderr.flush()
+      sys.exit(2)
+  app.run(guarded)
+
+
+class _DropLibraryChatter(py_logging.Filter):
+  """Keeps orbax's per-save INFO lines (dozens a checkpoint) off the console; warnings stay."""
+
+  def filter(self, record: py_logging.LogRecord) -> bool:
+    return record.levelno >= py_logging.WARNING or "/orbax/" not in record.pathname
+
+
+def quiet_libraries() -> None:
+  logging.get_absl_handler().addFilter(_DropLibraryChatter())

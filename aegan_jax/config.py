@@ -1,0 +1,168 @@
+"""The run's settings: one frozen dataclass, the absl flags generated from it, and validation.
+
+Every field is a flag of the same name (`--batch_size=128`), so the entry points, presets
+(flagfiles) and the checkpoint's record of the configuration can never drift apart. A new
+field here is a new flag everywhere.
+"""
+
+import dataclasses
+import json
+import math
+from typing import Any
+
+from aegan_jax.errors import UserError
+
+
+def _field(default, help_text: str, **meta):
+  return dataclasses.field(default=default, metadata={"help": help_text, **meta})
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Everything that decides what a run computes (plus a few run-control knobs)."""
+
+  # What to train.
+  dataset: str = _field("mnist5k", "Dataset name (see aegan_jax.data).")
+  data_dir: str = _field("", "TFDS data directory; empty = $TFDS_DATA_DIR or ~/tensorflow_datasets.")
+  strategy: str = _field("ae_pretrain", "Training strategy (see aegan_jax.strategies).")
+  arch: str = _field("mlp", "Network family: mlp or dcgan.")
+  loss: str = _field("non_saturating", "Adversarial loss: minimax (the seed's equation) or non_saturating.")
+  recon_loss: str = _field("mse", "Autoencoder reconstruction loss: mse or bce (Bernoulli).")
+
+  # How long.
+  steps: int = _field(10000, "Adversarial (GAN) steps.")
+  pretrain_steps: int = _field(3000, "Autoencoder pretraining steps (strategies that pretrain).")
+  batch_size: int = _field(64, "Global batch size.")
+
+  # Networks.
+  latent_dim: int = _field(64, "Dimension of the generator's noise z.")
+  code_dim: int = _field(64, "Dimension of the autoencoder's code h.")
+  decoder_noise_dim: int = _field(
+      0, "Extra noise fed to the decoder beside the code, x' = Dec(h, z); 0 = off.")
+  code_mapping: str = _field(
+      "learned",
+      "How noise reaches the code space in ae_pretrain: 'gaussian' (a Gaussian fitted to the "
+      "training codes, fixed) or 'learned' (the same affine map, then trained adversarially).")
+  mlp_hidden: tuple[int, ...] = _field((128,), "Hidden widths of the mlp networks.")
+  dcgan_channels: int = _field(64, "Base channel count of the dcgan networks.")
+
+  # Optimization (optax Adam).
+  g_lr: float = _field(2e-4, "Generator learning rate.")
+  d_lr: float = _field(2e-4, "Discriminator learning rate.")
+  ae_lr: float = _field(1e-3, "Autoencoder learning rate.")
+  adam_b1: float = _field(0.5, "Adam beta1.")
+  adam_b2: float = _field(0.999, "Adam beta2.")
+  seed: int = _field(0, "Random seed; a run is a function of (config, seed).")
+
+  # Run control: may change when a run is resumed.
+  log_every: int = _field(200, "Log metrics every N steps.", run_control=True)
+  sample_every: int = _field(2000, "Write a sample grid every N steps.", run_control=True)
+  checkpoint_every: int = _field(2000, "Save a checkpoint every N steps.", run_control=True)
+  keep_checkpoints: int = _field(3, "Checkpoints kept in the workdir.", run_control=True)
+  grid_size: int = _field(10, "Sample grids are grid_size x grid_size images.", run_control=True)
+
+  def to_dict(self) -> dict[str, Any]:
+    return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+            for f in dataclasses.fields(self)}
+
+  @classmethod
+  def from_dict(cls, d: dict[str, Any]) -> "Config":
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in known}
+    return cls(**kwargs)
+
+  def replace(self, **kw) -> "Config":
+    return dataclasses.replace(self, **kw)
+
+
+def run_control_fields() -> set[str]:
+  return {f.name for f in dataclasses.fields(Config) if f.metadata.get("run_control")}
+
+
+def incompatible_fields(saved: dict[str, Any], current: Config) -> list[str]:
+  """Fields (outside run control) where a saved configuration differs from `current`."""
+  now = current.to_dict()
+  skip = run_control_fields() | {"data_dir", "steps"}
+  return sorted(k for k in now if k not in skip and k in saved and saved[k] != now[k]) + sorted(
+      k for k in now if k not in skip and k not in saved)
+
+
+def validate(config: Config) -> Config:
+  """Checks values that no registry lookup catches; raises UserError naming the fix."""
+  positive_ints = ["steps", "batch_size", "latent_dim", "code_dim", "dcgan_channels",
+                   "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "grid_size"]
+  for name in positive_ints:
+    if getattr(config, name) <= 0:
+      raise UserError(f"--{name} must be a positive integer, got {getattr(config, name)}")
+  for name in ["pretrain_steps", "decoder_noise_dim"]:
+    if getattr(config, name) < 0:
+      raise UserError(f"--{name} must be >= 0, got {getattr(config, name)}")
+  for name in ["g_lr", "d_lr", "ae_lr"]:
+    v = getattr(config, name)
+    if not (math.isfinite(v) and v > 0):
+      raise UserError(f"--{name} must be a positive learning rate such as 2e-4, got {v}")
+  for name in ["adam_b1", "adam_b2"]:
+    v = getattr(config, name)
+    if not 0 <= v < 1:
+      raise UserError(f"--{name} must be in [0, 1), got {v}")
+  if not config.mlp_hidden or any(w <= 0 for w in config.mlp_hidden):
+    raise UserError(f"--mlp_hidden must be positive widths like 128 or 256,256, got "
+                    f"{','.join(map(str, config.mlp_hidden))}")
+  if config.code_mapping not in ("gaussian", "learned"):
+    raise UserError(f"unknown --code_mapping {config.code_mapping!r}; choose gaussian or learned")
+  if config.recon_loss not in ("mse", "bce"):
+    raise UserError(f"unknown --recon_loss {config.recon_loss!r}; choose mse or bce")
+  return config
+
+
+# ----------------------------------------------------------------------------- absl flags
+
+
+def define_flags(flags_module=None) -> None:
+  """Defines one absl flag per Config field (call once, at import of an entry point)."""
+  from absl import flags
+  flags_module = flags_module or flags
+  for f in dataclasses.fields(Config):
+    help_text = f.metadata["help"]
+    if f.type in (int, "int"):
+      flags_module.DEFINE_integer(f.name, f.default, help_text)
+    elif f.type in (float, "float"):
+      flags_module.DEFINE_float(f.name, f.default, help_text)
+    elif f.type in (str, "str"):
+      flags_module.DEFINE_string(f.name, f.default, help_text)
+    elif f.type in (bool, "bool"):
+      flags_module.DEFINE_boolean(f.name, f.default, help_text)
+    else:  # tuple[int, ...]
+      flags_module.DEFINE_list(f.name, [str(v) for v in f.default], help_text)
+
+
+def from_flags(flag_values=None) -> Config:
+  """Builds a Config from parsed absl flags."""
+  from absl import flags
+  fv = flag_values or flags.FLAGS
+  kwargs = {}
+  for f in dataclasses.fields(Config):
+    v = fv[f.name].value
+    if isinstance(v, list):
+      try:
+        v = tuple(int(x) for x in v)
+      except ValueError:
+        raise UserError(f"--{f.name} must be comma-separated integers, got {','.join(v)}") from None
+    kwargs[f.name] = v
+  return Config(**kwargs)
+
+
+def to_flagfile(config: Config, workdir: str) -> str:
+  """The configuration as a flagfile that reproduces the run."""
+  lines = [f"--workdir={workdir}"]
+  for k, v in config.to_dict().items():
+    if isinstance(v, list):
+      v = ",".join(map(str, v))
+    lines.append(f"--{k}={v}")
+  return "\n".join(lines) + "\n"
+
+
+def dumps(config: Config) -> str:
+  return json.dumps(config.to_dict(), indent=2, sort_keys=True)
+
+

@@ -1,0 +1,69 @@
+"""Datasets, looked up by name with --dataset, loaded whole and kept on the device.
+
+Every named dataset is read through TFDS (tfds_source.py). A registry entry is a loader
+`(data_dir) -> {'train': (images, labels), 'test': (images, labels)}` with uint8 NHWC images;
+new datasets (synthetic ones included) are one function plus one registry line.
+"""
+
+import dataclasses
+import functools
+from typing import Callable, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from aegan_jax.data import mnist5k as _mnist5k  # registers the TFDS builder
+from aegan_jax.data import pipeline, tfds_source
+from aegan_jax.errors import UserError
+from aegan_jax.registry import Registry
+
+Splits = dict[str, tuple[np.ndarray, np.ndarray]]
+DATASETS: Registry[Callable[[str], Splits]] = Registry("dataset", "dataset")
+
+
+def _tfds_loader(name: str, data_dir: str, auto_prepare: bool = False) -> Splits:
+  tfds_source.ensure_prepared(name, data_dir, auto_prepare=auto_prepare)
+  return {split: tfds_source.read_split(name, split, data_dir) for split in ("train", "test")}
+
+
+DATASETS.register("mnist5k")(functools.partial(_tfds_loader, "mnist5k", auto_prepare=True))
+for _name in ("mnist", "fashion_mnist", "kmnist", "cifar10"):
+  DATASETS.register(_name)(functools.partial(_tfds_loader, _name))
+
+
+@dataclasses.dataclass
+class Dataset:
+  """A dataset resident on the device (train split) with its held-out split on the host."""
+  name: str
+  train: dict[str, jax.Array]        # {'image': uint8 [N, H, W, C], 'label': int32 [N]}
+  test_images: np.ndarray            # uint8 [M, H, W, C]
+  test_labels: np.ndarray
+
+  @property
+  def image_shape(self) -> tuple[int, int, int]:
+    return tuple(self.train["image"].shape[1:])
+
+  @property
+  def num_train(self) -> int:
+    return self.train["image"].shape[0]
+
+  def train_chunks(self, size: int) -> Iterator[jax.Array]:
+    """The training images in order, as float32 chunks in [0, 1]."""
+    for start in range(0, self.num_train, size):
+      yield pipeline.to_float(self.train["image"][start:start + size])
+
+
+def load(name: str, data_dir: str = "") -> Dataset:
+  loader = DATASETS.get(name)
+  splits = loader(tfds_source.resolve_data_dir(data_dir))
+  (train_x, train_y), (test_x, test_y) = splits["train"], splits["test"]
+  return Dataset(name=name,
+                 train={"image": jnp.asarray(train_x), "label": jnp.asarray(train_y)},
+                 test_images=test_x, test_labels=test_y)
+
+
+def check_batch_size(dataset: Dataset, batch_size: int) -> None:
+  if batch_size > dataset.num_train:
+    raise UserError(f"--batch_size={batch_size} exceeds the {dataset.num_train} training "
+                    f"examples of {dataset.name!r}; use a batch size of at most {dataset.num_train}")

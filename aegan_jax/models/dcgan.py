@@ -1,0 +1,71 @@
+"""DCGAN-style convolutional networks for 28x28 and 32x32 images with 1 or 3 channels.
+
+Encoder / Discriminator: Conv(c, 4x4, stride 2) lrelu(0.2) -> Conv(2c, 4x4, stride 2) lrelu(0.2)
+-> Dense(out).  Decoder: Dense(s*s*2c, no bias) -> BN -> relu -> ConvTranspose(c, 4x4, stride 2,
+no bias) -> BN -> relu -> ConvTranspose(channels, 4x4, stride 2) -> logits, with s = size / 4.
+No BatchNorm in the discriminator: it sees real and fake examples in one batch, and batch
+statistics would leak between the two.
+"""
+
+from typing import Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from aegan_jax.errors import UserError
+from aegan_jax.models import ARCHS, Arch
+
+
+class ConvNet(nn.Module):
+  """The shared body of the encoder and the discriminator; `out_dim` outputs."""
+  channels: int
+  out_dim: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    h = nn.leaky_relu(nn.Conv(self.channels, (4, 4), strides=(2, 2))(x), 0.2)
+    h = nn.leaky_relu(nn.Conv(2 * self.channels, (4, 4), strides=(2, 2))(h), 0.2)
+    return nn.Dense(self.out_dim)(h.reshape(h.shape[0], -1))
+
+
+class DCGANDiscriminator(nn.Module):
+  channels: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    return ConvNet(self.channels, 1)(x, train)[:, 0]
+
+
+class DCGANDecoder(nn.Module):
+  channels: int
+  out_shape: tuple[int, int, int]
+
+  @nn.compact
+  def __call__(self, h: jax.Array, noise: Optional[jax.Array] = None,
+               train: bool = False) -> jax.Array:
+    if noise is not None:
+      h = jnp.concatenate([h, noise], axis=-1)
+    size, _, out_channels = self.out_shape
+    s, c = size // 4, 2 * self.channels
+    bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9)
+    x = nn.Dense(s * s * c, use_bias=False)(h)
+    x = nn.relu(bn()(x)).reshape(h.shape[0], s, s, c)
+    x = nn.ConvTranspose(self.channels, (4, 4), strides=(2, 2), use_bias=False)(x)
+    x = nn.relu(bn()(x))
+    return nn.ConvTranspose(out_channels, (4, 4), strides=(2, 2))(x)
+
+
+def _check_shape(shape: tuple[int, int, int]) -> None:
+  h, w, c = shape
+  if h != w or h not in (28, 32) or c not in (1, 3):
+    raise UserError(f"--arch=dcgan takes 28x28 or 32x32 images with 1 or 3 channels, "
+                    f"the dataset has {h}x{w}x{c}; use --arch=mlp")
+
+
+ARCHS.register("dcgan")(Arch(
+    encoder=lambda c, shape: ConvNet(c.dcgan_channels, c.code_dim),
+    decoder=lambda c, shape: DCGANDecoder(c.dcgan_channels, shape),
+    discriminator=lambda c, shape: DCGANDiscriminator(c.dcgan_channels),
+    check_shape=_check_shape,
+))

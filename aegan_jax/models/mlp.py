@@ -1,0 +1,59 @@
+"""The seed's fully connected networks (Dense 128 relu, widths configurable).
+
+Encoder: x -> Dense(w) relu ... -> code h.  Decoder: (h[, z]) -> Dense(w) relu ... -> logits of
+every pixel (the Generator applies the sigmoid).  Discriminator: x -> Dense(w) relu ... -> 1 logit.
+"""
+
+import math
+from typing import Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from aegan_jax.models import ARCHS, Arch
+
+
+class MLPEncoder(nn.Module):
+  hidden: Sequence[int]
+  code_dim: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    h = x.reshape(x.shape[0], -1)
+    for width in self.hidden:
+      h = nn.relu(nn.Dense(width)(h))
+    return nn.Dense(self.code_dim)(h)
+
+
+class MLPDecoder(nn.Module):
+  hidden: Sequence[int]
+  out_shape: tuple[int, int, int]
+
+  @nn.compact
+  def __call__(self, h: jax.Array, noise: Optional[jax.Array] = None,
+               train: bool = False) -> jax.Array:
+    if noise is not None:
+      h = jnp.concatenate([h, noise], axis=-1)
+    for width in reversed(self.hidden):  # mirror of the encoder
+      h = nn.relu(nn.Dense(width)(h))
+    logits = nn.Dense(math.prod(self.out_shape))(h)
+    return logits.reshape(h.shape[0], *self.out_shape)
+
+
+class MLPDiscriminator(nn.Module):
+  hidden: Sequence[int]
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    h = x.reshape(x.shape[0], -1)
+    for width in self.hidden:
+      h = nn.relu(nn.Dense(width)(h))
+    return nn.Dense(1)(h)[:, 0]
+
+
+ARCHS.register("mlp")(Arch(
+    encoder=lambda c, shape: MLPEncoder(tuple(c.mlp_hidden), c.code_dim),
+    decoder=lambda c, shape: MLPDecoder(tuple(c.mlp_hidden), shape),
+    discriminator=lambda c, shape: MLPDiscriminator(tuple(c.mlp_hidden)),
+))

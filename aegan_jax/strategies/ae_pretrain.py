@@ -1,0 +1,95 @@
+"""ae_pretrain: the seed's strategy. Pretrain an autoencoder, build the generator from it.
+
+Phase 1 ('pretrain', --pretrain_steps): encoder E and decoder Dec minimize the reconstruction
+loss ||x - Dec(E(x)[, z])||^2 (or Bernoulli, --recon_loss) on real data.
+
+Transition: E encodes the whole training set; a Gaussian N(mu, C) is fitted to the codes and
+written as an affine map h = mu + W z with W W^T = C (W = U sqrt(Lambda), the principal axes;
+when latent_dim < code_dim, the top latent_dim axes, i.e. probabilistic PCA). Noise
+z ~ N(0, I) then lands where the encoder puts real data, so the decoder sees the inputs it was
+trained on and the first samples already look like data. The generator is
+G(z[, z']) = sigmoid(Dec(h = mu + W z[, z'])) with Dec's pretrained weights as its start.
+
+Phase 2 ('gan', --steps): gan_step (D update, then G update) with --loss. With
+--code_mapping=learned (default) the affine map is trained with the decoder, so the generator
+may move mass between regions of code space that the Gaussian fit got wrong; with 'gaussian' it
+stays fixed and only the decoder adapts.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from aegan_jax.losses import ADVERSARIAL, RECONSTRUCTION
+from aegan_jax.models import apply_model
+from aegan_jax.state import adam
+from aegan_jax.steps import ae_step, gan_step
+from aegan_jax.strategies.base import Phase, Strategy, build_networks, init_networks, new_state
+from aegan_jax.errors import UserError
+
+
+def fit_gaussian_map(codes: np.ndarray, latent_dim: int) -> tuple[np.ndarray, np.ndarray]:
+  """(kernel [latent_dim, code_dim], bias [code_dim]) with z @ kernel + bias ~ N(mean, cov)."""
+  codes = np.asarray(codes, np.float64)
+  mean = codes.mean(axis=0)
+  cov = np.cov(codes, rowvar=False)
+  evals, evecs = np.linalg.eigh(cov)
+  top = np.argsort(evals)[::-1][:latent_dim]
+  kernel = np.zeros((latent_dim, codes.shape[1]))
+  kernel[:len(top)] = (evecs[:, top] * np.sqrt(np.clip(evals[top], 0, None))).T
+  return kernel.astype(np.float32), mean.astype(np.float32)
+
+
+def build(config, image_shape) -> Strategy:
+  if config.pretrain_steps <= 0:
+    raise UserError("--strategy=ae_pretrain needs --pretrain_steps > 0; "
+                    "for no pretraining use --strategy=gan")
+  nets = build_networks(config, image_shape, autoencoder=True)
+  ae_tx, d_tx = adam(config.ae_lr, config), adam(config.d_lr, config)
+  if config.code_mapping == "gaussian":  # keep the fitted map fixed, train the decoder only
+    g_tx = optax.multi_transform(
+        {"train": adam(config.g_lr, config), "fixed": optax.set_to_zero()},
+        lambda p: {k: ("fixed" if k == "mapping" else "train") for k in p})
+  else:
+    g_tx = adam(config.g_lr, config)
+  recon = RECONSTRUCTION[config.recon_loss]
+  loss = ADVERSARIAL.get(config.loss)
+
+  def init(key):
+    params, batch_stats = init_networks(nets, jax.random.fold_in(key, 1), image_shape)
+    opt_state = {
+        "ae": ae_tx.init({"encoder": params["encoder"], "decoder": params["decoder"]}),
+        "g": g_tx.init(params["generator"]),
+        "d": d_tx.init(params["discriminator"])}
+    return new_state(key, params, batch_stats, opt_state)
+
+  @jax.jit
+  def encode(params, batch_stats, images):
+    h, _ = apply_model(nets.encoder, params, batch_stats, images, train=False)
+    return h
+
+  def begin_gan(state, dataset):
+    codes = np.concatenate([
+        np.asarray(encode(state.params["encoder"], state.batch_stats["encoder"], chunk))
+        for chunk in dataset.train_chunks(1000)])
+    kernel, bias = fit_gaussian_map(codes, config.latent_dim)
+    copy = lambda tree: jax.tree.map(jnp.copy, tree)  # own buffers: the state is donated
+    g_params = {"mapping": {"kernel": jnp.asarray(kernel), "bias": jnp.asarray(bias)},
+                "decoder": copy(state.params["decoder"])}
+    g_bs = ({"decoder": copy(state.batch_stats["decoder"])}
+            if state.batch_stats["decoder"] else {})
+    return state.replace(
+        params={**state.params, "generator": g_params},
+        batch_stats={**state.batch_stats, "generator": g_bs},
+        opt_state={**state.opt_state, "g": g_tx.init(g_params)})
+
+  phases = (
+      Phase("pretrain", config.pretrain_steps,
+            functools.partial(ae_step, nets, ae_tx, recon), adversarial=False),
+      Phase("gan", config.steps, functools.partial(gan_step, nets, g_tx, d_tx, loss),
+            begin=begin_gan),
+  )
+  return Strategy(nets=nets, init=init, phases=phases)

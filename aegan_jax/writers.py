@@ -1,0 +1,82 @@
+"""Where a run's numbers and pictures go: metrics.jsonl, TensorBoard event files, PNG grids.
+
+Only these functions touch the workdir's logs, so a multi-host run can give them to process 0
+alone. TensorBoard files come from tensorboardX, which writes them without TensorFlow.
+"""
+
+import json
+import math
+import os
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+
+def image_grid(images: np.ndarray, rows: int | None = None) -> np.ndarray:
+  """[N, H, W, C] floats in [0, 1] -> one uint8 [rows*(H+1)+1, cols*(W+1)+1, C] picture."""
+  images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
+  n, h, w, c = images.shape
+  rows = rows or int(math.ceil(math.sqrt(n)))
+  cols = int(math.ceil(n / rows))
+  grid = np.ones((rows * (h + 1) + 1, cols * (w + 1) + 1, c), np.float32) * 0.5
+  for i in range(n):
+    r, q = divmod(i, cols)
+    grid[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + q * (w + 1):1 + q * (w + 1) + w] = images[i]
+  return (grid * 255 + 0.5).astype(np.uint8)
+
+
+def save_png(path: str, picture: np.ndarray, scale: int = 2) -> None:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  img = Image.fromarray(picture[..., 0] if picture.shape[-1] == 1 else picture)
+  if scale > 1:
+    img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+  img.save(path)
+
+
+class MetricWriter:
+  """Appends to workdir/metrics.jsonl and to TensorBoard under workdir/tensorboard."""
+
+  def __init__(self, workdir: str, enabled: bool = True):
+    self.enabled = enabled
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    self._tb = None
+    if enabled:
+      from tensorboardX import SummaryWriter
+      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+  def truncate_after(self, step: int) -> None:
+    """Drops lines logged after `step`: a resumed run logs those steps again."""
+    if not (self.enabled and os.path.exists(self.path)):
+      return
+    with open(self.path) as f:
+      keep = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+    with open(self.path, "w") as f:
+      f.writelines(keep)
+
+  def write(self, step: int, phase: str, scalars: dict[str, Any]) -> None:
+    if not self.enabled:
+      return
+    record = {"step": int(step), "phase": phase,
+              **{k: _json_number(v) for k, v in scalars.items()}}
+    with open(self.path, "a") as f:
+      f.write(json.dumps(record) + "\n")
+    for k, v in scalars.items():
+      self._tb.add_scalar(f"{phase}/{k}", float(v), int(step))
+
+  def write_image(self, step: int, tag: str, picture: np.ndarray) -> None:
+    if self.enabled:
+      self._tb.add_image(tag, picture, int(step), dataformats="HWC")
+
+  def flush(self) -> None:
+    if self._tb is not None:
+      self._tb.flush()
+
+  def close(self) -> None:
+    if self._tb is not None:
+      self._tb.close()
+
+
+def _json_number(v: Any) -> Any:
+  v = float(v)
+  return v if math.isfinite(v) else str(v)  # JSON has no NaN/inf

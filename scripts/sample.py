@@ -1,0 +1,47 @@
+"""Export generated samples: `python -m scripts.sample --workdir=W --num=N --out=F.npy`.
+
+Writes N samples from the workdir's latest checkpoint as a float32 array shaped like the
+dataset's examples, [N, H, W, C], in the dataset's value range [0, 1].
+"""
+
+import os
+
+from absl import flags
+from absl import logging
+
+from aegan_jax import cli
+
+flags.DEFINE_string("workdir", None, "Workdir of a training run.")
+flags.DEFINE_integer("num", 1000, "Number of samples.")
+flags.DEFINE_string("out", None, "Output .npy path.")
+flags.DEFINE_integer("seed", 0, "Sampling seed.")
+flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+flags.mark_flags_as_required(["workdir", "out"])
+FLAGS = flags.FLAGS
+
+_CHUNK = 1000
+
+
+def main(argv):
+  del argv
+  if FLAGS.num <= 0:
+    raise cli.UserError(f"--num must be a positive integer, got {FLAGS.num}")
+  if not FLAGS.out.endswith(".npy"):
+    raise cli.UserError(f"--out must name a .npy file, got {FLAGS.out}")
+  import jax
+  import numpy as np
+  from aegan_jax import train
+
+  _, strategy, state, _ = train.load_for_sampling(FLAGS.workdir, FLAGS.step)
+  generate = jax.jit(strategy.generate, static_argnums=2)
+  key = jax.random.key(FLAGS.seed)
+  chunks = [np.asarray(generate(state, jax.random.fold_in(key, i), min(_CHUNK, FLAGS.num - start)))
+            for i, start in enumerate(range(0, FLAGS.num, _CHUNK))]
+  samples = np.concatenate(chunks).astype(np.float32)
+  os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
+  np.save(FLAGS.out, samples)
+  logging.info("Wrote %s samples %s to %s", samples.shape[0], samples.shape, FLAGS.out)
+
+
+if __name__ == "__main__":
+  cli.run(main)

@@ -1,0 +1,92 @@
+"""Datasets through TFDS: the offline default, preparing from local files, on-device batches."""
+
+import os
+import shutil
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from aegan_jax import data
+from aegan_jax.data import mnist5k as mnist5k_lib
+from aegan_jax.data import pipeline
+from aegan_jax.errors import UserError
+from tests.conftest import run_module
+
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+def test_mnist5k_loads_through_tfds_with_right_shapes_and_labels(mnist5k, data_dir):
+  assert mnist5k.image_shape == (28, 28, 1)
+  assert mnist5k.num_train == 4500 and len(mnist5k.test_images) == 500
+  assert mnist5k.train["image"].dtype == jnp.uint8
+  np.testing.assert_array_equal(np.bincount(np.asarray(mnist5k.train["label"])), [450] * 10)
+  np.testing.assert_array_equal(np.bincount(mnist5k.test_labels), [50] * 10)
+  assert os.path.isdir(os.path.join(data_dir, "mnist5k", "1.0.0"))
+  # Labels belong to their images: every record equals the row of the shipped CSV it came from.
+  images, labels = mnist5k_lib.read_csv()
+  test_rows = [i for i in range(len(labels)) if mnist5k_lib.is_test_row(i)]
+  by_bytes = {images[i].tobytes(): labels[i] for i in test_rows}
+  for img, lab in zip(mnist5k.test_images, mnist5k.test_labels):
+    assert by_bytes[img.tobytes()] == lab
+
+
+def test_batches_are_an_epoch_permutation_and_reproducible():
+  key = jax.random.key(3)
+  n, b = 100, 10
+  seen = np.concatenate([np.asarray(pipeline.batch_indices(key, jnp.int32(t), n, b))
+                         for t in range(10)])
+  np.testing.assert_array_equal(np.sort(seen), np.arange(n))
+  again = np.asarray(pipeline.batch_indices(key, jnp.int32(3), n, b))
+  np.testing.assert_array_equal(again, seen[30:40])
+  next_epoch = np.asarray(pipeline.batch_indices(key, jnp.int32(10), n, b))
+  assert not np.array_equal(next_epoch, seen[:10])
+
+
+def test_training_path_never_imports_tensorflow(data_dir):
+  code = ("import sys; from aegan_jax import data, train; d = data.load('mnist5k'); "
+          "assert 'tensorflow' not in sys.modules, 'tensorflow imported'; print('ok')")
+  proc = run_module("tests._run_code", code, data_dir=data_dir, timeout=120)
+  assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_unprepared_dataset_fails_fast_with_the_prepare_command(tmp_path):
+  start = time.monotonic()
+  with pytest.raises(UserError, match=r"not prepared.*python -m scripts.prepare_data "
+                                      r"--dataset=mnist"):
+    data.load("mnist", str(tmp_path))
+  assert time.monotonic() - start < 10
+  with pytest.raises(UserError, match="unknown dataset 'mnsit'.*mnist5k"):
+    data.load("mnsit", str(tmp_path))
+
+
+@pytest.mark.skipif(not os.path.isdir(FASHION_DIR),
+                    reason="needs Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)")
+def test_prepare_fashion_mnist_offline_from_debian_files(tmp_path):
+  pytest.importorskip("tensorflow", reason="preparing needs the [prepare] extra")
+  data_dir = str(tmp_path / "tfds")
+  # Offline: TFDS must be served from the seeded cache; any network use would hang, not pass.
+  proc = run_module("scripts.prepare_data", "--dataset=fashion_mnist", f"--data_dir={data_dir}",
+                    f"--from_dir={FASHION_DIR}", timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  dataset = data.load("fashion_mnist", data_dir)
+  assert dataset.num_train == 60000 and len(dataset.test_images) == 10000
+  assert dataset.image_shape == (28, 28, 1)
+  np.testing.assert_array_equal(np.bincount(np.asarray(dataset.train["label"])), [6000] * 10)
+  # A second call finds it prepared and leaves it alone.
+  again = run_module("scripts.prepare_data", "--dataset=fashion_mnist", f"--data_dir={data_dir}",
+                     timeout=120)
+  assert again.returncode == 0 and "already prepared" in again.stdout
+
+
+def test_prepare_from_dir_missing_files_is_one_clear_line(tmp_path):
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  proc = run_module("scripts.prepare_data", "--dataset=fashion_mnist",
+                    f"--data_dir={tmp_path / 'tfds'}", f"--from_dir={empty}", timeout=120)
+  assert proc.returncode == 2
+  if "needs TensorFlow" not in proc.stderr:
+    assert "lacks the original files" in proc.stderr and "train-images-idx3-ubyte.gz" in proc.stderr
+  assert "Traceback" not in proc.stderr
