@@ -43,12 +43,13 @@ class Config:
       "learned",
       "How noise reaches the code space in ae_pretrain: 'gaussian' (a Gaussian fitted to the "
       "training codes, fixed) or 'learned' (the same affine map, then trained adversarially).")
-  mlp_hidden: tuple[int, ...] = _field((128,), "Hidden widths of the mlp networks.")
+  mlp_hidden: tuple[int, ...] = _field(
+      (512, 512), "Hidden widths of the mlp networks (the seed's: 128).")
   dcgan_channels: int = _field(64, "Base channel count of the dcgan networks.")
 
   # Optimization (optax Adam).
-  g_lr: float = _field(2e-4, "Generator learning rate.")
-  d_lr: float = _field(2e-4, "Discriminator learning rate.")
+  g_lr: float = _field(1e-4, "Generator learning rate.")
+  d_lr: float = _field(1e-4, "Discriminator learning rate.")
   ae_lr: float = _field(1e-3, "Autoencoder learning rate.")
   adam_b1: float = _field(0.5, "Adam beta1.")
   adam_b2: float = _field(0.999, "Adam beta2.")

@@ -142,6 +142,9 @@ def train_and_evaluate(config: config_lib.Config, workdir: str) -> TrainState:
   ends = {strategy.phase_start(p) + p.num_steps: p for p in strategy.phases}
 
   step = int(state.step)
+  if step > total:
+    raise UserError(f"{workdir} is at step {step}, past the {total} steps this configuration "
+                    f"asks for; raise --steps to train on, or use a new --workdir")
   pending: list[dict] = []
   last_time, last_step = time.perf_counter(), step
   last_good = latest

@@ -31,7 +31,7 @@ def tiny(data_dir):
   """Config factory: a few steps on mnist5k, overridable by keyword."""
   def make(**overrides):
     base = dict(dataset="mnist5k", data_dir=data_dir, steps=20, pretrain_steps=20,
-                batch_size=32, log_every=10, sample_every=20, checkpoint_every=20, grid_size=4)
+                batch_size=32, mlp_hidden=(128,), log_every=10, sample_every=20, checkpoint_every=20, grid_size=4)
     base.update(overrides)
     return Config(**base)
   return make
