@@ -1,0 +1,1 @@
+"""Feature networks used by evaluation metrics (FID, Inception Score): see `inception`."""
