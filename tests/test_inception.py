@@ -148,6 +148,40 @@ def _np_basic_conv(x, sd, name, stride, pad):
   return np.maximum(y, 0.0)
 
 
+def _np_pool_3x3_same(x: np.ndarray, kind: str) -> np.ndarray:
+  """F.avg_pool2d(count_include_pad=False) / F.max_pool2d with kernel 3, stride 1, padding 1."""
+  fill = -np.inf if kind == "max" else 0.0
+  xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=fill)
+  windows = [xp[:, dy:dy + x.shape[1], dx:dx + x.shape[2]] for dy in range(3) for dx in range(3)]
+  if kind == "max":
+    return np.max(windows, axis=0)
+  ones = np.pad(np.ones(x.shape[1:3]), 1)
+  count = sum(ones[dy:dy + x.shape[1], dx:dx + x.shape[2]] for dy in range(3) for dx in range(3))
+  return np.sum(windows, axis=0) / count[None, :, :, None]
+
+
+def _np_fid_inception_a(x, sd, p):
+  """pytorch-fid's FIDInceptionA.forward, in numpy."""
+  c = lambda name, h, pad=(0, 0): _np_basic_conv(h, sd, f"{p}.{name}", 1, pad)  # noqa: E731
+  b1 = c("branch1x1", x)
+  b5 = c("branch5x5_2", c("branch5x5_1", x), (2, 2))
+  b3 = c("branch3x3dbl_3", c("branch3x3dbl_2", c("branch3x3dbl_1", x), (1, 1)), (1, 1))
+  bp = c("branch_pool", _np_pool_3x3_same(x, "avg"))
+  return np.concatenate([b1, b5, b3, bp], axis=-1)
+
+
+def _np_fid_inception_e(x, sd, p, pool):
+  """pytorch-fid's FIDInceptionE_1 (pool="avg") / FIDInceptionE_2 (pool="max").forward."""
+  c = lambda name, h, pad=(0, 0): _np_basic_conv(h, sd, f"{p}.{name}", 1, pad)  # noqa: E731
+  b1 = c("branch1x1", x)
+  b3 = c("branch3x3_1", x)
+  b3 = np.concatenate([c("branch3x3_2a", b3, (0, 1)), c("branch3x3_2b", b3, (1, 0))], axis=-1)
+  bd = c("branch3x3dbl_2", c("branch3x3dbl_1", x), (1, 1))
+  bd = np.concatenate([c("branch3x3dbl_3a", bd, (0, 1)), c("branch3x3dbl_3b", bd, (1, 0))], -1)
+  bp = c("branch_pool", _np_pool_3x3_same(x, pool))
+  return np.concatenate([b1, b3, bd, bp], axis=-1)
+
+
 def _torch_bilinear(x: np.ndarray, size: int) -> np.ndarray:
   """F.interpolate(x, (size, size), mode="bilinear", align_corners=False) on NHWC, in numpy."""
   def matrix(n_in: int) -> np.ndarray:
@@ -296,6 +330,22 @@ def test_loaded_layout_computes_torch_layers(weights_npz):
     got = layer.apply({"params": node_p, "batch_stats": node_b}, x)
     np.testing.assert_allclose(got, _np_basic_conv(x, sd, name, stride, pad), rtol=1e-4, atol=1e-4)
   np.testing.assert_array_equal(v["params"]["fc"]["kernel"], sd["fc.weight"].T)
+
+
+@pytest.mark.parametrize("name,block,cin,reference", [
+    ("Mixed_5b", inception.InceptionA(32), 192, _np_fid_inception_a),
+    ("Mixed_7b", inception.InceptionE(max_pool=False), 1280,
+     lambda x, sd, p: _np_fid_inception_e(x, sd, p, "avg")),
+    ("Mixed_7c", inception.InceptionE(max_pool=True), 2048,
+     lambda x, sd, p: _np_fid_inception_e(x, sd, p, "max")),
+])
+def test_blocks_match_pytorch_fid_forward(weights_npz, name, block, cin, reference):
+  """Branch order, concatenation and the FID pool variants, on a small feature map."""
+  sd, path = weights_npz
+  v = inception.load_weights(path)
+  x = np.random.default_rng(6).uniform(-1.0, 2.0, size=(1, 4, 5, cin)).astype(np.float32)
+  got = block.apply({"params": v["params"][name], "batch_stats": v["batch_stats"][name]}, x)
+  np.testing.assert_allclose(got, reference(x, sd, name), rtol=1e-3, atol=1e-3)
 
 
 def test_load_tolerates_num_batches_tracked(weights_npz, tmp_path):

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from aegan_jax.registry import Registry
 
@@ -45,6 +46,11 @@ def apply_model(module: nn.Module, params, batch_stats, *args, train: bool, **kw
       out, updates = module.apply(variables, *args, train=True, mutable=["batch_stats"], **kwargs)
       return out, updates["batch_stats"]
   return module.apply(variables, *args, train=train, **kwargs), batch_stats
+
+
+def join_noise(h: jax.Array, noise) -> jax.Array:
+  """The seed's two-input decoder x' = Dec(h, z): the noise z joins the code h at the input."""
+  return h if noise is None else jnp.concatenate([h, noise], axis=-1)
 
 
 # Registering imports (one line per arch).

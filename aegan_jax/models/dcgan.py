@@ -11,10 +11,9 @@ from typing import Optional
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from aegan_jax.errors import UserError
-from aegan_jax.models import ARCHS, Arch
+from aegan_jax.models import ARCHS, Arch, join_noise
 
 
 class ConvNet(nn.Module):
@@ -44,8 +43,7 @@ class DCGANDecoder(nn.Module):
   @nn.compact
   def __call__(self, h: jax.Array, noise: Optional[jax.Array] = None,
                train: bool = False) -> jax.Array:
-    if noise is not None:
-      h = jnp.concatenate([h, noise], axis=-1)
+    h = join_noise(h, noise)
     size, _, out_channels = self.out_shape
     s, c = size // 4, 2 * self.channels
     bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9)

@@ -9,9 +9,8 @@ from typing import Optional, Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
-from aegan_jax.models import ARCHS, Arch
+from aegan_jax.models import ARCHS, Arch, join_noise
 
 
 class MLPEncoder(nn.Module):
@@ -33,8 +32,7 @@ class MLPDecoder(nn.Module):
   @nn.compact
   def __call__(self, h: jax.Array, noise: Optional[jax.Array] = None,
                train: bool = False) -> jax.Array:
-    if noise is not None:
-      h = jnp.concatenate([h, noise], axis=-1)
+    h = join_noise(h, noise)
     for width in reversed(self.hidden):  # mirror of the encoder
       h = nn.relu(nn.Dense(width)(h))
     logits = nn.Dense(math.prod(self.out_shape))(h)
