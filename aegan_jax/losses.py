@@ -30,6 +30,11 @@ def bce(logits: jax.Array, x: jax.Array) -> jax.Array:
   return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, x))
 
 
+def mse_linear(outputs: jax.Array, x: jax.Array) -> jax.Array:
+  """MSE for real-valued data, whose decoder output is not squashed."""
+  return jnp.mean(jnp.square(outputs - x))
+
+
 RECONSTRUCTION: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {"mse": mse, "bce": bce}
 
 

@@ -33,6 +33,10 @@ class Networks:
   encoder: Optional[nn.Module] = None
   decoder: Optional[nn.Module] = None
 
+  def output(self, logits: jax.Array) -> jax.Array:
+    """The decoder's outputs in data space: sigmoid for images, identity for real data."""
+    return jax.nn.sigmoid(logits) if self.generator.unit_range else logits
+
   def decoder_noise(self, key: jax.Array, n: int) -> Optional[jax.Array]:
     """The seed's second decoder input z in x' = Dec(h, z); None when switched off."""
     if not self.decoder_noise_dim:
@@ -65,7 +69,7 @@ def ae_step(nets: Networks, tx: optax.GradientTransformation, recon_loss, state:
       batch_stats={**bs, "encoder": e_bs, "decoder": d_bs},
       opt_state={**state.opt_state, "ae": opt})
   metrics = {"recon_loss": loss,
-             "recon_mse": jnp.mean(jnp.square(jax.nn.sigmoid(logits) - x)),
+             "recon_mse": jnp.mean(jnp.square(nets.output(logits) - x)),
              "ae_grad_norm": optax.tree.norm(grads)}
   return state, metrics
 

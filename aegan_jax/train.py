@@ -65,10 +65,10 @@ class _StopFlag:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def _phase_fn(phase: Phase, data_key: jax.Array, batch_size: int):
+def _phase_fn(phase: Phase, batch_size: int):
   """phase.step fused with the batch gather, jitted once, the state donated."""
-  def run(state: TrainState, data):
-    return phase.step(state, pipeline.batch_at(data, data_key, state.step, batch_size))
+  def run(state: TrainState, data, perm):
+    return phase.step(state, pipeline.batch_from_permutation(data, perm, state.step, batch_size))
   return jax.jit(run, donate_argnums=(0,))
 
 
@@ -87,8 +87,12 @@ def _heldout_reconstruction(strategy: Strategy, state: TrainState, dataset: data
   errors = []
   for start in range(0, len(dataset.test_images), 1000):
     x = pipeline.to_float(jnp.asarray(dataset.test_images[start:start + 1000]))
-    errors.append(np.asarray(jnp.mean(jnp.square(recon(state, x, key) - x), axis=(1, 2, 3))))
+    errors.append(np.asarray(jnp.mean(jnp.square(recon(state, x, key) - x),
+                                      axis=tuple(range(1, x.ndim)))))
   mse = float(np.mean(np.concatenate(errors)))
+  writer.write(step, "pretrain_eval", {"heldout_recon_mse": mse})
+  if x.ndim != 4:  # no picture of reconstructed points
+    return mse
   x = pipeline.to_float(jnp.asarray(dataset.test_images[:50]))
   r = np.asarray(recon(state, x, key))
   x = np.asarray(x)
@@ -96,7 +100,6 @@ def _heldout_reconstruction(strategy: Strategy, state: TrainState, dataset: data
   picture = writers.image_grid(np.concatenate(rows), rows=10)
   writers.save_png(os.path.join(workdir, "samples", "reconstruction.png"), picture)
   writer.write_image(step, "reconstruction", picture)
-  writer.write(step, "pretrain_eval", {"heldout_recon_mse": mse})
   return mse
 
 
@@ -116,7 +119,7 @@ def train_and_evaluate(config: config_lib.Config, workdir: str) -> TrainState:
 
   dataset = data_lib.load(config.dataset, config.data_dir)
   data_lib.check_batch_size(dataset, config.batch_size)
-  strategy = strategies.build(config, dataset.image_shape)
+  strategy = strategies.build(config, dataset.spec)
   root = jax.random.key(config.seed)
   writer = writers.MetricWriter(workdir)
 
@@ -137,7 +140,10 @@ def train_and_evaluate(config: config_lib.Config, workdir: str) -> TrainState:
   data_key = jax.random.fold_in(root, _DATA_KEY)
   sample_key = jax.random.fold_in(root, _SAMPLE_KEY)  # the same z for every grid of a run
   recon_key = jax.random.fold_in(root, _RECON_KEY)
-  fns = {p.name: _phase_fn(p, data_key, config.batch_size) for p in strategy.phases}
+  fns = {p.name: _phase_fn(p, config.batch_size) for p in strategy.phases}
+  per_epoch = pipeline.steps_per_epoch(dataset.num_train, config.batch_size)
+  permute = jax.jit(pipeline.epoch_permutation, static_argnums=2)
+  epoch, perm = -1, None
   generate = jax.jit(strategy.generate, static_argnums=2)
   ends = {strategy.phase_start(p) + p.num_steps: p for p in strategy.phases}
 
@@ -178,10 +184,15 @@ def train_and_evaluate(config: config_lib.Config, workdir: str) -> TrainState:
     pending = []
 
   def save_grid(phase_step: int) -> None:
-    images = np.asarray(generate(state, sample_key, config.grid_size ** 2))
-    picture = writers.image_grid(images, rows=config.grid_size)
     path = os.path.join(workdir, "samples", f"step_{phase_step:08d}.png")
-    writers.save_png(path, picture)
+    if len(dataset.image_shape) == 1:  # points: a scatter plot over the real data
+      samples = np.asarray(generate(state, sample_key, writers.SCATTER_SAMPLES))
+      picture = writers.scatter_png(path, samples, np.asarray(dataset.test_images),
+                                    title=f"step {phase_step}")
+    else:
+      images = np.asarray(generate(state, sample_key, config.grid_size ** 2))
+      picture = writers.image_grid(images, rows=config.grid_size)
+      writers.save_png(path, picture)
     shutil.copyfile(path, os.path.join(workdir, "samples", "latest.png"))
     writer.write_image(phase_step, "samples", picture)
 
@@ -191,7 +202,10 @@ def train_and_evaluate(config: config_lib.Config, workdir: str) -> TrainState:
   with _StopFlag() as stop:
     while step < total:
       phase = strategy.phase_at(step)
-      state, metrics = fns[phase.name](state, dataset.train)
+      if step // per_epoch != epoch:
+        epoch = step // per_epoch
+        perm = permute(data_key, epoch, dataset.num_train)
+      state, metrics = fns[phase.name](state, dataset.train, perm)
       pending.append(metrics)
       step += 1
       at_end = step in ends and step < total
@@ -241,6 +255,6 @@ def load_for_sampling(workdir: str, step: Optional[int] = None):
                     f"python -m experiments.train --workdir={workdir}")
   config = config_lib.Config.from_dict(ckpt.saved_config(step))
   dataset = data_lib.load(config.dataset, config.data_dir)
-  strategy = strategies.build(config, dataset.image_shape)
+  strategy = strategies.build(config, dataset.spec)
   state = ckpt.restore(step, jax.eval_shape(strategy.init, jax.random.key(config.seed)))
   return config, strategy, state, dataset

@@ -34,6 +34,35 @@ def save_png(path: str, picture: np.ndarray, scale: int = 2) -> None:
   img.save(path)
 
 
+SCATTER_SAMPLES = 2500  # the VEEGAN protocol's sample count, so the picture shows what is scored
+
+
+def scatter_png(path: str, samples: np.ndarray, real: np.ndarray, title: str = "",
+                means: np.ndarray | None = None) -> np.ndarray:
+  """2-D samples over real data (and mode means); saves a PNG and returns it as [H, W, 3]."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+  ax.scatter(real[:2500, 0], real[:2500, 1], s=2, c="#bbbbbb", label="data")
+  ax.scatter(samples[:, 0], samples[:, 1], s=2, c="#d62728", label="generated")
+  if means is not None:
+    ax.scatter(means[:, 0], means[:, 1], s=30, marker="x", c="k", label="mode means")
+  lim = 1.3 * max(float(np.abs(real).max()), 1e-3)
+  ax.set_xlim(-lim, lim)
+  ax.set_ylim(-lim, lim)
+  ax.set_aspect("equal")
+  ax.legend(loc="upper right", fontsize=7)
+  if title:
+    ax.set_title(title)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+  return np.asarray(Image.open(path).convert("RGB"))
+
+
 class MetricWriter:
   """Appends to workdir/metrics.jsonl and to TensorBoard under workdir/tensorboard."""
 

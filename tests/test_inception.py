@@ -6,6 +6,7 @@ forward is compiled twice per run (gray 28x28 and RGB 32x32 inputs); everything 
 those or runs on single layers.
 """
 
+import importlib.util
 import math
 import os
 import pickle
@@ -23,7 +24,7 @@ from tests.conftest import run_module
 MODEL = inception.InceptionV3()
 
 
-# --- pytorch-fid's fid_inception_v3(), transcribed from torchvision's Inception3 -----------------
+# --- pytorch-fid's fid_inception_v3(), transcribed from torchvision's Inception3 ------------------
 # One row per BasicConv2d: (module name, in_channels, out_channels, kernel_h, kernel_w). Written
 # from the PyTorch definitions (torchvision.models.inception + pytorch-fid's patches, aux_logits
 # off, num_classes=1008), independently of our Flax module, so the module is checked against it.
@@ -95,7 +96,7 @@ PARAMS = (sum(cout * cin * kh * kw + 2 * cout for _, cin, cout, kh, kw in CONVS)
           + FC[0] * FC[1] + FC[0])
 
 
-# --- helpers ---------------------------------------------------------------------------------------
+# --- helpers --------------------------------------------------------------------------------------
 
 def _random_state_dict(seed: int = 0) -> dict[str, np.ndarray]:
   """PyTorch-layout tensors for every EXPECTED name; He-scaled so 94 layers stay finite."""
@@ -116,8 +117,9 @@ def _random_state_dict(seed: int = 0) -> dict[str, np.ndarray]:
 
 def _to_state_dict(variables) -> dict[str, np.ndarray]:
   """The inverse mapping, written here on its own: Flax variables -> PyTorch names and layouts."""
-  leaf_names = {("params", "conv", "kernel"): "conv.weight", ("params", "bn", "scale"): "bn.weight",
-                ("params", "bn", "bias"): "bn.bias", ("batch_stats", "bn", "mean"): "bn.running_mean",
+  leaf_names = {("params", "conv", "kernel"): "conv.weight",
+                ("params", "bn", "scale"): "bn.weight", ("params", "bn", "bias"): "bn.bias",
+                ("batch_stats", "bn", "mean"): "bn.running_mean",
                 ("batch_stats", "bn", "var"): "bn.running_var",
                 ("params", "fc", "kernel"): "fc.weight", ("params", "fc", "bias"): "fc.bias"}
   out = {}
@@ -241,7 +243,7 @@ def weights_npz(tmp_path_factory):
   return sd, path
 
 
-# --- architecture ----------------------------------------------------------------------------------
+# --- architecture ---------------------------------------------------------------------------------
 
 def test_names_and_shapes_match_pytorch_architecture():
   assert len(CONVS) == 94
@@ -262,7 +264,7 @@ def test_parameter_count(variables):
           == sum(2 * cout for _, _, cout, _, _ in CONVS))
 
 
-# --- forward ---------------------------------------------------------------------------------------
+# --- forward --------------------------------------------------------------------------------------
 
 def test_features_gray_28x28(variables):
   x = np.random.default_rng(2).uniform(size=(2, 28, 28, 1)).astype(np.float32)
@@ -296,7 +298,7 @@ def test_preprocess_rejects_bad_images():
   _raises_one_line("uint8 / 255", inception.preprocess, jnp.zeros((2, 28, 28, 3), jnp.uint8))
 
 
-# --- weights ---------------------------------------------------------------------------------------
+# --- weights --------------------------------------------------------------------------------------
 
 def test_npz_round_trip_gives_same_features(variables, tmp_path):
   sd = _to_state_dict(variables)
@@ -357,7 +359,7 @@ def test_load_tolerates_num_batches_tracked(weights_npz, tmp_path):
 
 @pytest.mark.parametrize("edit,match", [
     ("drop", r"lacks 1 tensor \(first: Mixed_7c.branch_pool.conv.weight\); convert"),
-    ("extra", r"has 1 tensor that pytorch-fid's FID Inception lacks \(first: AuxLogits.fc.weight\)"),
+    ("extra", r"has 1 tensor that pytorch-fid's FID Inception lacks \(first: AuxLogits.fc.weigh"),
     ("shape", r"fc.weight has shape \(1000, 2048\), expected \(1008, 2048\)"),
     ("object", r"Mixed_5b.branch1x1.bn.bias holds pickled objects"),
     ("int", r"Conv2d_1a_3x3.bn.bias is int64, not floating point"),
@@ -431,7 +433,7 @@ def test_load_weights_never_allows_pickle(weights_npz, monkeypatch):
   assert calls == [False]
 
 
-# --- converter -------------------------------------------------------------------------------------
+# --- converter ------------------------------------------------------------------------------------
 
 def test_convert_checks_and_drops_counters(weights_npz, tmp_path):
   from scripts import convert_inception_weights as conv
@@ -444,11 +446,8 @@ def test_convert_checks_and_drops_counters(weights_npz, tmp_path):
 
 
 def test_convert_script_without_torch_says_how(tmp_path):
-  try:
-    import torch  # noqa: F401
+  if importlib.util.find_spec("torch") is not None:
     pytest.skip("torch is installed here")
-  except ImportError:
-    pass
   src = tmp_path / "pt_inception.pth"
   src.write_bytes(b"not read")
   proc = run_module("scripts.convert_inception_weights", f"--src={src}",

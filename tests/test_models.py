@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import pytest
 
 from aegan_jax.config import Config
+from aegan_jax.data import Spec
 from aegan_jax.models import apply_model
 from aegan_jax.strategies.base import build_networks, init_networks
 
@@ -15,7 +16,7 @@ from aegan_jax.strategies.base import build_networks, init_networks
 def test_shapes_and_ranges(arch, shape, decoder_noise_dim):
   config = Config(arch=arch, code_dim=16, latent_dim=12, decoder_noise_dim=decoder_noise_dim,
                   dcgan_channels=8, mlp_hidden=(32,))
-  nets = build_networks(config, shape, autoencoder=True)
+  nets = build_networks(config, Spec(shape), autoencoder=True)
   params, bs = init_networks(nets, jax.random.key(0), shape)
   x = jax.random.uniform(jax.random.key(1), (5, *shape))
   z, noise = nets.latents(jax.random.key(2), 5)
@@ -39,7 +40,7 @@ def test_shapes_and_ranges(arch, shape, decoder_noise_dim):
 
 def test_plain_gan_generator_feeds_noise_to_decoder():
   config = Config(arch="mlp", latent_dim=10, mlp_hidden=(32,))
-  nets = build_networks(config, (28, 28, 1), autoencoder=False)
+  nets = build_networks(config, Spec((28, 28, 1)), autoencoder=False)
   params, _ = init_networks(nets, jax.random.key(0), (28, 28, 1))
   assert "mapping" not in params["generator"]
   assert params["generator"]["decoder"]["Dense_0"]["kernel"].shape == (10, 32)
@@ -48,7 +49,7 @@ def test_plain_gan_generator_feeds_noise_to_decoder():
 
 def test_dcgan_batchnorm_updates_in_train_mode_only():
   config = Config(arch="dcgan", dcgan_channels=4, code_dim=8, latent_dim=8)
-  nets = build_networks(config, (28, 28, 1), autoencoder=False)
+  nets = build_networks(config, Spec((28, 28, 1)), autoencoder=False)
   params, bs = init_networks(nets, jax.random.key(0), (28, 28, 1))
   z = jax.random.normal(jax.random.key(1), (4, 8))
   _, new_bs = apply_model(nets.generator, params["generator"], bs["generator"], z, train=True)
@@ -57,3 +58,13 @@ def test_dcgan_batchnorm_updates_in_train_mode_only():
   assert any(jax.tree.leaves(changed))
   assert all(jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.all(a == b)),
                                           bs["generator"], same_bs)))
+
+
+def test_real_valued_data_gets_a_linear_generator():
+  config = Config(arch="mlp", latent_dim=4, code_dim=4, mlp_hidden=(16,))
+  nets = build_networks(config, Spec((2,), unit_range=False), autoencoder=True)
+  params, bs = init_networks(nets, jax.random.key(0), (2,))
+  z = 50.0 * jax.random.normal(jax.random.key(1), (64, 4))
+  x, _ = apply_model(nets.generator, params["generator"], bs["generator"], z, train=False)
+  assert x.shape == (64, 2)
+  assert float(jnp.min(x)) < 0.0 or float(jnp.max(x)) > 1.0  # not squashed into [0, 1]

@@ -26,7 +26,7 @@ def _batch(dataset, step, size=64):
 @pytest.mark.parametrize("arch", ["mlp", "dcgan"])
 def test_ae_steps_lower_reconstruction_loss(tiny, mnist5k, arch):
   config = tiny(arch=arch, dcgan_channels=8)
-  strategy = strategies.build(config, mnist5k.image_shape)
+  strategy = strategies.build(config, mnist5k.spec)
   state = strategy.init(jax.random.key(0))
   x = pipeline.to_float(jnp.asarray(mnist5k.test_images[:256]))
   key = jax.random.key(1)
@@ -41,7 +41,7 @@ def test_ae_steps_lower_reconstruction_loss(tiny, mnist5k, arch):
 
 def test_generator_starts_from_the_pretrained_decoder(tiny, mnist5k):
   config = tiny(code_dim=16, latent_dim=16)
-  strategy = strategies.build(config, mnist5k.image_shape)
+  strategy = strategies.build(config, mnist5k.spec)
   state = strategy.init(jax.random.key(0))
   step = _jit(strategy.phases[0].step)
   for t in range(20):
@@ -88,7 +88,7 @@ def test_fit_gaussian_map_recovers_mean_and_covariance():
 def test_gan_step_matches_two_pass_reference(tiny, mnist5k, arch):
   """The single-vjp gan_step equals the textbook version with a second generator pass."""
   config = tiny(strategy="gan", arch=arch, dcgan_channels=8, loss="non_saturating")
-  strategy = strategies.build(config, mnist5k.image_shape)
+  strategy = strategies.build(config, mnist5k.spec)
   nets = strategy.nets
   state = strategy.init(jax.random.key(0))
   batch = _batch(mnist5k, 0, size=16)
@@ -126,7 +126,7 @@ def test_gan_step_matches_two_pass_reference(tiny, mnist5k, arch):
 
 def test_gan_phase_trains_only_generator_and_discriminator(tiny, mnist5k):
   config = tiny()
-  strategy = strategies.build(config, mnist5k.image_shape)
+  strategy = strategies.build(config, mnist5k.spec)
   state = strategy.init(jax.random.key(0))
   state = strategy.phases[1].begin(state, mnist5k)
   before = jax.device_get(state.params)
@@ -142,7 +142,7 @@ def test_gan_phase_trains_only_generator_and_discriminator(tiny, mnist5k):
 
 def test_gaussian_code_mapping_stays_fixed(tiny, mnist5k):
   config = tiny(code_mapping="gaussian")
-  strategy = strategies.build(config, mnist5k.image_shape)
+  strategy = strategies.build(config, mnist5k.spec)
   state = strategy.phases[1].begin(strategy.init(jax.random.key(0)), mnist5k)
   mapping = jax.device_get(state.params["generator"]["mapping"])
   decoder = jax.device_get(state.params["generator"]["decoder"])

@@ -31,18 +31,39 @@ DATASETS.register("mnist5k")(functools.partial(_tfds_loader, "mnist5k", auto_pre
 for _name in ("mnist", "fashion_mnist", "kmnist", "cifar10"):
   DATASETS.register(_name)(functools.partial(_tfds_loader, _name))
 
+# Mode-collapse benchmarks (data/synthetic.py): generated, nothing to prepare.
+from aegan_jax.data import synthetic as _synthetic  # noqa: E402
+DATASETS.register("ring")(_synthetic.load_ring)
+DATASETS.register("grid")(_synthetic.load_grid)
+DATASETS.register("stacked_mnist")(_synthetic.load_stacked_mnist)
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+  """What the networks need to know of the data: example shape and value range.
+
+  unit_range: uint8 images scaled to [0, 1] (the generator ends in a sigmoid); otherwise
+  real-valued data such as 2-D points (the generator's output is linear).
+  """
+  shape: tuple[int, ...]
+  unit_range: bool = True
+
 
 @dataclasses.dataclass
 class Dataset:
   """A dataset resident on the device (train split) with its held-out split on the host."""
   name: str
-  train: dict[str, jax.Array]        # {'image': uint8 [N, H, W, C], 'label': int32 [N]}
-  test_images: np.ndarray            # uint8 [M, H, W, C]
+  train: dict[str, jax.Array]        # {'image': uint8 [N, H, W, C] or float32 [N, D], 'label'}
+  test_images: np.ndarray            # uint8 [M, H, W, C] (float32 [M, D] for 2-D data)
   test_labels: np.ndarray
 
   @property
-  def image_shape(self) -> tuple[int, int, int]:
+  def image_shape(self) -> tuple[int, ...]:
     return tuple(self.train["image"].shape[1:])
+
+  @property
+  def spec(self) -> Spec:
+    return Spec(self.image_shape, unit_range=self.train["image"].dtype == jnp.uint8)
 
   @property
   def num_train(self) -> int:

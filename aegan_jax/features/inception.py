@@ -155,7 +155,7 @@ class InceptionE(nn.Module):
 
 
 def preprocess(images: jax.Array) -> jax.Array:
-  """[N, H, W, 1 or 3] floats in [0, 1] -> [N, 299, 299, 3] in [-1, 1], as pytorch-fid feeds its net.
+  """[N, H, W, 1 or 3] floats in [0, 1] -> [N, 299, 299, 3] in [-1, 1], as pytorch-fid feeds it.
 
   Bilinear without antialiasing is what torch's F.interpolate(align_corners=False) computes
   (half-pixel centres, two taps even when shrinking), so features match pytorch-fid's.
@@ -211,7 +211,7 @@ class InceptionV3(nn.Module):
     return (features, logits) if return_logits else features
 
 
-# --- PyTorch state_dict <-> Flax variables ----------------------------------------------------
+# --- PyTorch state_dict <-> Flax variables --------------------------------------------------------
 
 # (torch submodule, torch leaf) -> (Flax collection, Flax leaf, axes taking a torch tensor to Flax).
 _TORCH_TO_FLAX = {
@@ -223,17 +223,26 @@ _TORCH_TO_FLAX = {
     ("fc", "weight"): ("params", "kernel", (1, 0)),  # [out, in] -> [in, out]
     ("fc", "bias"): ("params", "bias", None),
 }
-_FLAX_TO_TORCH = {(coll, sub, leaf): (tleaf, None if axes is None else tuple(np.argsort(axes)))
-                  for (sub, tleaf), (coll, leaf, axes) in _TORCH_TO_FLAX.items()}
+# The inverse: (Flax collection, Flax submodule, Flax leaf) -> (torch leaf, axes back to torch).
+_FLAX_TO_TORCH = {
+    (coll, sub, leaf): (tleaf, None if axes is None else tuple(int(a) for a in np.argsort(axes)))
+    for (sub, tleaf), (coll, leaf, axes) in _TORCH_TO_FLAX.items()}
 # Buffers PyTorch saves that inference does not use; tolerated in files, never required.
 _IGNORED_SUFFIXES = (".num_batches_tracked",)
+
+
+def _why(e: Exception) -> str:
+  """An exception as a short fragment for a one-line message."""
+  text = " ".join(str(e).split())
+  return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
 
 
 def _tensors(n: int) -> str:
   return f"{n} tensor" if n == 1 else f"{n} tensors"
 
 
-def _flat(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+def _flat(tree: Mapping[str, Any],
+          prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
   out = []
   for k, v in tree.items():
     out.extend(_flat(v, prefix + (k,)) if isinstance(v, Mapping) else [(prefix + (k,), v)])
@@ -286,7 +295,8 @@ def state_dict_to_variables(state_dict: Mapping[str, Any], source: str) -> Varia
   given = {k: v for k, v in state_dict.items() if not k.endswith(_IGNORED_SUFFIXES)}
   missing = [k for k in expected if k not in given]
   if missing:
-    raise UserError(f"{source} lacks {_tensors(len(missing))} (first: {missing[0]}); {CONVERT_HINT}")
+    raise UserError(f"{source} lacks {_tensors(len(missing))} (first: {missing[0]});"
+                    f" {CONVERT_HINT}")
   unexpected = sorted(k for k in given if k not in expected)
   if unexpected:
     raise UserError(f"{source} has {_tensors(len(unexpected))} that pytorch-fid's FID Inception"
@@ -317,10 +327,12 @@ def _read_npz(path: str, source: str) -> dict[str, np.ndarray]:
     # allow_pickle=False: a pickle inside a weights file could run arbitrary code.
     loaded = np.load(path, allow_pickle=False)
   except ValueError as e:
-    raise UserError(f"{source} holds pickled data, which is not loaded (unpickling can run"
-                    f" arbitrary code); {CONVERT_HINT}") from e
+    if "pickle" in str(e):
+      raise UserError(f"{source} holds pickled data, which is not loaded (unpickling can run"
+                      f" arbitrary code); {CONVERT_HINT}") from e
+    raise UserError(f"{source} is not a readable .npz file ({_why(e)}); {CONVERT_HINT}") from e
   except (OSError, EOFError, zipfile.BadZipFile) as e:
-    raise UserError(f"{source} is not a readable .npz file ({e}); {CONVERT_HINT}") from e
+    raise UserError(f"{source} is not a readable .npz file ({_why(e)}); {CONVERT_HINT}") from e
   if not isinstance(loaded, np.lib.npyio.NpzFile):
     raise UserError(f"{source} holds one unnamed array, not named tensors; {CONVERT_HINT}")
   with loaded:
@@ -331,9 +343,13 @@ def _read_npz(path: str, source: str) -> dict[str, np.ndarray]:
     for k in loaded.files:
       try:
         arrays[k] = loaded[k]
-      except ValueError as e:  # an object array: its items are pickled
-        raise UserError(f"{source}: tensor {k} holds pickled objects, which are not loaded;"
-                        f" {CONVERT_HINT}") from e
+      except ValueError as e:
+        if "pickle" in str(e):  # an object array: its items are pickled
+          raise UserError(f"{source}: tensor {k} holds pickled objects, which are not loaded;"
+                          f" {CONVERT_HINT}") from e
+        raise UserError(f"{source}: tensor {k} is unreadable ({_why(e)}); {CONVERT_HINT}") from e
+      except (OSError, EOFError, zipfile.BadZipFile) as e:
+        raise UserError(f"{source}: tensor {k} is unreadable ({_why(e)}); {CONVERT_HINT}") from e
   return arrays
 
 
@@ -346,7 +362,8 @@ def _read_safetensors(path: str, source: str) -> dict[str, np.ndarray]:
   try:
     return load_file(path)
   except Exception as e:  # safetensors raises its own error types for corrupt headers
-    raise UserError(f"{source} is not a readable .safetensors file ({e}); {CONVERT_HINT}") from e
+    raise UserError(f"{source} is not a readable .safetensors file ({_why(e)});"
+                    f" {CONVERT_HINT}") from e
 
 
 def load_weights(path: str) -> Variables:

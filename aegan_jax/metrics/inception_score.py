@@ -20,6 +20,13 @@ def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
     return np.log(np.sum(np.exp(x - top), axis=axis, keepdims=True)) + top
 
 
+def _log_probs(x: np.ndarray, from_probs: bool) -> np.ndarray:
+  if from_probs:
+    with np.errstate(divide="ignore"):
+      return np.log(x)
+  return x - _logsumexp(x, axis=1)
+
+
 def _split_score(log_p: np.ndarray) -> float:
   """exp of the mean KL(p(y|x) || p(y)) over the rows of one split of log p(y|x)."""
   log_py = _logsumexp(log_p, axis=0) - np.log(log_p.shape[0])
@@ -37,21 +44,19 @@ def inception_score(logits_or_probs: ArrayLike, num_splits: int = 10, *,
   With from_probs=True the rows are taken as probabilities p(y|x) (non-negative, summing
   to 1); otherwise as logits, normalized with log_softmax.
   """
-  x = np.asarray(logits_or_probs, np.float64)
+  x = np.asarray(logits_or_probs)
   if x.ndim != 2:
     raise UserError(f"Inception score needs [num_samples, num_classes] outputs, got shape "
                     f"{x.shape}")
   if num_splits < 1 or x.shape[0] < num_splits:
     raise UserError(f"Inception score with {num_splits} splits needs at least {num_splits} "
                     f"samples, got {x.shape[0]}: raise --num_samples or use fewer splits")
-  if from_probs:
-    if np.any(x < 0):
-      raise UserError("Inception score got negative probabilities: pass logits with "
-                      "from_probs=False")
-    with np.errstate(divide="ignore"):
-      log_p = np.log(x)
-  else:
-    log_p = x - _logsumexp(x, axis=1)
+  if from_probs and np.any(x < 0):
+    raise UserError("Inception score got negative probabilities: pass logits with "
+                    "from_probs=False")
   size = x.shape[0] // num_splits
-  scores = np.array([_split_score(log_p[i * size:(i + 1) * size]) for i in range(num_splits)])
+  # float64 one split at a time: 50k x 1000 outputs would be 400 MB at once.
+  splits = (np.asarray(x[i * size:(i + 1) * size], np.float64) for i in range(num_splits))
+  scores = np.array([_split_score(_log_probs(split, from_probs)) for split in splits])
   return float(scores.mean()), float(scores.std())
+

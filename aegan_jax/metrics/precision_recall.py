@@ -18,6 +18,7 @@ expansion |a|^2 + |b|^2 - 2 a.b loses far less to cancellation near the origin.
 """
 
 import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -17,7 +17,7 @@ from aegan_jax.registry import Registry
 
 @dataclasses.dataclass(frozen=True)
 class Arch:
-  """Constructors: (config, image_shape) -> nn.Module for each role."""
+  """Constructors: (config, example_shape) -> nn.Module for each role."""
   encoder: Callable[[Any, tuple[int, int, int]], nn.Module]
   decoder: Callable[[Any, tuple[int, int, int]], nn.Module]
   discriminator: Callable[[Any, tuple[int, int, int]], nn.Module]

@@ -54,7 +54,10 @@ class DCGANDecoder(nn.Module):
     return nn.ConvTranspose(out_channels, (4, 4), strides=(2, 2))(x)
 
 
-def _check_shape(shape: tuple[int, int, int]) -> None:
+def _check_shape(shape: tuple[int, ...]) -> None:
+  if len(shape) != 3:
+    raise UserError(f"--arch=dcgan takes images; this dataset's examples have shape {shape}: "
+                    f"use --arch=mlp")
   h, w, c = shape
   if h != w or h not in (28, 32) or c not in (1, 3):
     raise UserError(f"--arch=dcgan takes 28x28 or 32x32 images with 1 or 3 channels, "

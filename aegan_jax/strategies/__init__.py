@@ -1,6 +1,7 @@
 """Training strategies, looked up by name with --strategy.
 
-A strategy module exposes `build(config, image_shape) -> Strategy` (see base.py) and is
+A strategy module exposes `build(config, spec) -> Strategy` (spec: a data.Spec, the
+example shape and value range; see base.py) and is
 registered here with one line.
 """
 
@@ -15,8 +16,8 @@ STRATEGIES.register("ae_pretrain")(ae_pretrain.build)
 STRATEGIES.register("gan")(gan.build)
 
 
-def build(config, image_shape) -> Strategy:
-  return STRATEGIES.get(config.strategy)(config, image_shape)
+def build(config, spec) -> Strategy:
+  return STRATEGIES.get(config.strategy)(config, spec)
 
 
 __all__ = ["STRATEGIES", "Phase", "Strategy", "build"]

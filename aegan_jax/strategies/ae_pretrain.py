@@ -8,7 +8,8 @@ written as an affine map h = mu + W z with W W^T = C (W = U sqrt(Lambda), the pr
 when latent_dim < code_dim, the top latent_dim axes, i.e. probabilistic PCA). Noise
 z ~ N(0, I) then lands where the encoder puts real data, so the decoder sees the inputs it was
 trained on and the first samples already look like data. The generator is
-G(z[, z']) = sigmoid(Dec(h = mu + W z[, z'])) with Dec's pretrained weights as its start.
+G(z[, z']) = sigmoid(Dec(h = mu + W z[, z'])) with Dec's pretrained weights as its start
+(no sigmoid for real-valued data).
 
 Phase 2 ('gan', --steps): gan_step (D update, then G update) with --loss. With
 --code_mapping=learned (default) the affine map is trained with the decoder, so the generator
@@ -23,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from aegan_jax.losses import ADVERSARIAL, RECONSTRUCTION
+from aegan_jax.losses import ADVERSARIAL, RECONSTRUCTION, mse_linear
 from aegan_jax.models import apply_model
 from aegan_jax.state import adam
 from aegan_jax.steps import ae_step, gan_step
@@ -43,11 +44,11 @@ def fit_gaussian_map(codes: np.ndarray, latent_dim: int) -> tuple[np.ndarray, np
   return kernel.astype(np.float32), mean.astype(np.float32)
 
 
-def build(config, image_shape) -> Strategy:
+def build(config, spec) -> Strategy:
   if config.pretrain_steps <= 0:
     raise UserError("--strategy=ae_pretrain needs --pretrain_steps > 0; "
                     "for no pretraining use --strategy=gan")
-  nets = build_networks(config, image_shape, autoencoder=True)
+  nets = build_networks(config, spec, autoencoder=True)
   ae_tx, d_tx = adam(config.ae_lr, config), adam(config.d_lr, config)
   if config.code_mapping == "gaussian":  # keep the fitted map fixed, train the decoder only
     g_tx = optax.multi_transform(
@@ -55,11 +56,17 @@ def build(config, image_shape) -> Strategy:
         lambda p: {k: ("fixed" if k == "mapping" else "train") for k in p})
   else:
     g_tx = adam(config.g_lr, config)
-  recon = RECONSTRUCTION[config.recon_loss]
+  if spec.unit_range:
+    recon = RECONSTRUCTION[config.recon_loss]
+  elif config.recon_loss == "mse":
+    recon = mse_linear
+  else:
+    raise UserError("--recon_loss=bce needs data in [0, 1] (images); this dataset is "
+                    "real-valued: use --recon_loss=mse")
   loss = ADVERSARIAL.get(config.loss)
 
   def init(key):
-    params, batch_stats = init_networks(nets, jax.random.fold_in(key, 1), image_shape)
+    params, batch_stats = init_networks(nets, jax.random.fold_in(key, 1), spec.shape)
     opt_state = {
         "ae": ae_tx.init({"encoder": params["encoder"], "decoder": params["decoder"]}),
         "g": g_tx.init(params["generator"]),

@@ -64,26 +64,28 @@ class Strategy:
     return images
 
   def reconstruct(self, state: TrainState, x: jax.Array, key: jax.Array) -> jax.Array:
-    """sigmoid(Dec(E(x)[, z])) in eval mode; only for strategies with an autoencoder."""
+    """Dec(E(x)[, z]) in data space, eval mode; only for strategies with an autoencoder."""
     nets = self.nets
     h, _ = apply_model(nets.encoder, state.params["encoder"], state.batch_stats["encoder"],
                        x, train=False)
     logits, _ = apply_model(nets.decoder, state.params["decoder"], state.batch_stats["decoder"],
                             h, nets.decoder_noise(key, x.shape[0]), train=False)
-    return jax.nn.sigmoid(logits)
+    return nets.output(logits)
 
   @property
   def has_autoencoder(self) -> bool:
     return self.nets.encoder is not None
 
 
-def build_networks(config, image_shape, *, autoencoder: bool) -> Networks:
-  """The arch's modules; with `autoencoder`, the generator decodes codes of size code_dim."""
+def build_networks(config, spec, *, autoencoder: bool) -> Networks:
+  """The arch's modules for data `spec` (a data.Spec); with `autoencoder`, the generator
+  decodes codes of size code_dim."""
   arch = ARCHS.get(config.arch)
+  image_shape = spec.shape
   arch.check_shape(image_shape)
   decoder = arch.decoder(config, image_shape)
   return Networks(
-      generator=Generator(decoder, config.code_dim if autoencoder else None),
+      generator=Generator(decoder, config.code_dim if autoencoder else None, spec.unit_range),
       discriminator=arch.discriminator(config, image_shape),
       latent_dim=config.latent_dim,
       decoder_noise_dim=config.decoder_noise_dim,

@@ -14,13 +14,13 @@ from aegan_jax.steps import gan_step
 from aegan_jax.strategies.base import Phase, Strategy, build_networks, init_networks, new_state
 
 
-def build(config, image_shape) -> Strategy:
-  nets = build_networks(config, image_shape, autoencoder=False)
+def build(config, spec) -> Strategy:
+  nets = build_networks(config, spec, autoencoder=False)
   g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
   loss = ADVERSARIAL.get(config.loss)
 
   def init(key):
-    params, batch_stats = init_networks(nets, jax.random.fold_in(key, 1), image_shape)
+    params, batch_stats = init_networks(nets, jax.random.fold_in(key, 1), spec.shape)
     opt_state = {"g": g_tx.init(params["generator"]), "d": d_tx.init(params["discriminator"])}
     return new_state(key, params, batch_stats, opt_state)
 
