@@ -62,6 +62,19 @@ class Config:
   keep_checkpoints: int = _field(3, "Checkpoints kept in the workdir.", run_control=True)
   grid_size: int = _field(10, "Sample grids are grid_size x grid_size images.", run_control=True)
 
+  # Evaluation during training (run control too: it reads the model, never changes it).
+  eval_every: int = _field(5000, "Evaluate every N adversarial steps (and at the end); 0 = off.",
+                           run_control=True)
+  eval_metrics: str = _field(
+      "auto", "Comma-separated: fid,kid,is,pr,dc,modes; 'auto' = what fits the dataset and the "
+      "feature networks at hand; '' = none.", run_control=True)
+  eval_samples: int = _field(10000, "Generated samples for fid/kid/is/pr/dc (the 2-D mode "
+                             "protocol always draws 2,500, Stacked MNIST 26,000).",
+                             run_control=True)
+  inception_weights: str = _field(
+      "", "InceptionV3 weights (.npz from scripts.convert_inception_weights): image metrics "
+      "then use Inception features instead of the domain classifier.", run_control=True)
+
   def to_dict(self) -> dict[str, Any]:
     return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
             for f in dataclasses.fields(self)}
@@ -91,11 +104,12 @@ def incompatible_fields(saved: dict[str, Any], current: Config) -> list[str]:
 def validate(config: Config) -> Config:
   """Checks values that no registry lookup catches; raises UserError naming the fix."""
   positive_ints = ["steps", "batch_size", "latent_dim", "code_dim", "dcgan_channels",
-                   "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "grid_size"]
+                   "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "grid_size",
+                   "eval_samples"]
   for name in positive_ints:
     if getattr(config, name) <= 0:
       raise UserError(f"--{name} must be a positive integer, got {getattr(config, name)}")
-  for name in ["pretrain_steps", "decoder_noise_dim"]:
+  for name in ["pretrain_steps", "decoder_noise_dim", "eval_every"]:
     if getattr(config, name) < 0:
       raise UserError(f"--{name} must be >= 0, got {getattr(config, name)}")
   for name in ["g_lr", "d_lr", "ae_lr"]:

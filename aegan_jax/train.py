@@ -18,7 +18,7 @@ import numpy as np
 
 from aegan_jax import config as config_lib
 from aegan_jax import data as data_lib
-from aegan_jax import strategies, writers
+from aegan_jax import evaluation, strategies, writers
 from aegan_jax.checkpoint import Checkpointer
 from aegan_jax.data import pipeline
 from aegan_jax.errors import UserError
@@ -103,6 +103,22 @@ def _heldout_reconstruction(strategy: Strategy, state: TrainState, dataset: data
   return mse
 
 
+def _make_evaluator(config: config_lib.Config, dataset) -> Optional[evaluation.Evaluator]:
+  """The in-training evaluator, or None (off, or nothing fits; 'auto' then says why once)."""
+  if not config.eval_every or not config.eval_metrics.strip():
+    return None
+  data_dir = data_lib.tfds_source.resolve_data_dir(config.data_dir)
+  metrics, note = evaluation.resolve_metrics(config.eval_metrics, config.dataset, data_dir,
+                                             config.inception_weights)
+  if note:
+    logging.info("Evaluation during training: none (%s).", note)
+  if not metrics:
+    return None
+  logging.info("Evaluating %s every %d steps.", ",".join(metrics), config.eval_every)
+  return evaluation.Evaluator(dataset, metrics, data_dir, config.eval_samples,
+                              config.inception_weights)
+
+
 def train_and_evaluate(config: config_lib.Config, workdir: str) -> TrainState:
   """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the final state."""
   config = config_lib.validate(config)
@@ -120,6 +136,7 @@ def train_and_evaluate(config: config_lib.Config, workdir: str) -> TrainState:
   dataset = data_lib.load(config.dataset, config.data_dir)
   data_lib.check_batch_size(dataset, config.batch_size)
   strategy = strategies.build(config, dataset.spec)
+  evaluator = _make_evaluator(config, dataset)
   root = jax.random.key(config.seed)
   writer = writers.MetricWriter(workdir)
 
@@ -222,6 +239,10 @@ def train_and_evaluate(config: config_lib.Config, workdir: str) -> TrainState:
           state = nxt.begin(state, dataset)
       if phase.adversarial and (step % config.sample_every == 0 or step == total):
         save_grid(step)
+      if evaluator and phase.adversarial and (step % config.eval_every == 0 or step == total):
+        scalars, _ = evaluator(strategy, state, seed=config.seed)
+        writer.write(step, "eval", scalars)
+        logging.info("step %d eval: %s", step, " ".join(f"{k}={v:.4g}" for k, v in scalars.items()))
       if save_now:
         ckpt.save(step, state, config, force=True)
         last_good = step

@@ -63,6 +63,44 @@ def scatter_png(path: str, samples: np.ndarray, real: np.ndarray, title: str = "
   return np.asarray(Image.open(path).convert("RGB"))
 
 
+def plot_curves(metrics_path: str, out_path: str) -> list[str]:
+  """One panel per logged quantity against step (losses, metrics); returns the panel names."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  series: dict[str, tuple[list, list]] = {}
+  with open(metrics_path) as f:
+    for line in f:
+      if not line.strip():
+        continue
+      record = json.loads(line)
+      for k, v in record.items():
+        if k in ("step", "phase", "steps_per_sec") or not isinstance(v, (int, float)):
+          continue
+        xs, ys = series.setdefault(f"{record['phase']}/{k}", ([], []))
+        xs.append(record["step"])
+        ys.append(v)
+  names = sorted(series)
+  if not names:
+    return []
+  cols = min(4, len(names))
+  rows = int(math.ceil(len(names) / cols))
+  fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), dpi=100, squeeze=False)
+  for ax, name in zip(axes.flat, names):
+    xs, ys = series[name]
+    ax.plot(xs, ys, marker="." if len(xs) < 20 else None)
+    ax.set_title(name, fontsize=8)
+    ax.tick_params(labelsize=7)
+  for ax in list(axes.flat)[len(names):]:
+    ax.axis("off")
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+  fig.savefig(out_path)
+  plt.close(fig)
+  return names
+
+
 class MetricWriter:
   """Appends to workdir/metrics.jsonl and to TensorBoard under workdir/tensorboard."""
 

@@ -7,9 +7,9 @@ tr(sqrt(S1 S2)) is not taken from scipy.linalg.sqrtm(S1 @ S2): that product is n
 symmetric, so sqrtm needs a general Schur form, can return spurious imaginary parts, and
 takes 10 s or more at D = 2048 on two cores. Writing S1 = R R^T (R = V sqrt(w) from
 eigh(S1)), R^T S2 R has the same eigenvalues as S1 S2 (cyclic similarity) and is symmetric
-PSD, so one symmetric eigensolve gives them accurately and real; eigenvalues below the solver's
-resolution (tiny, possibly negative, rounding noise) are set to 0. This holds as well when S1 or S2 is singular
-(fewer samples than dimensions), where sqrtm struggles.
+PSD, so one symmetric eigensolve gives them accurately and real; eigenvalues below the
+solver's resolution (tiny, possibly negative, rounding noise) are set to 0. This holds as
+well when S1 or S2 is singular (fewer samples than dimensions), where sqrtm struggles.
 """
 
 import contextlib
