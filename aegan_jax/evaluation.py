@@ -156,13 +156,16 @@ class Evaluator:
     self.data_dir = data_dir
     self.net = None
     self._real = None
+    if "kid" in metrics and num_samples < KID_SUBSET:
+      raise UserError(f"kid uses subsets of {KID_SUBSET} samples, more than the "
+                      f"{num_samples} asked for; raise --eval_samples/--num_samples to "
+                      f"at least {KID_SUBSET}")
+    if any(m in ("pr", "dc") for m in metrics) and num_samples < 10:
+      raise UserError(f"pr and dc need k-nearest neighbours among at least 10 samples, got "
+                      f"{num_samples}; raise --eval_samples/--num_samples")
     if any(m in IMAGE_METRICS for m in metrics):
       self.net = (_inception_net(inception_weights) if inception_weights
                   else _classifier_net(dataset.name, data_dir))
-      if "kid" in metrics and num_samples < KID_SUBSET:
-        raise UserError(f"kid uses subsets of {KID_SUBSET} samples, more than the "
-                        f"{num_samples} asked for; raise --eval_samples/--num_samples to "
-                        f"at least {KID_SUBSET}")
     self.digits = (_stacked_digit_classifier(data_dir)
                    if "modes" in metrics and dataset.name == "stacked_mnist" else None)
     self._generate = {}  # one compiled sampler per strategy, reused at every evaluation

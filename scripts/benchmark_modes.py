@@ -68,10 +68,6 @@ def mean_se(values) -> tuple[float, float]:
   return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
 
 
-def _fmt(value, digits=1):
-  return "—" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
 def table(results: dict, base: config_lib.Config, command: str) -> str:
   cols = ["modes", "high_quality_percent", "reverse_kl"]
   lines = [
@@ -103,9 +99,9 @@ def table(results: dict, base: config_lib.Config, command: str) -> str:
         d = 3 if col == "reverse_kl" else 1
         cells.append(f"{m:.{d}f} ± {se:.{d}f}")
     lines.append(f"| **{strategy}** (ours) | this repo | " + " | ".join(cells) + " |")
-  for row in PUBLISHED:
+  for row in PUBLISHED:  # as published, digits included
     lines.append(f"| {row[0]} | {row[1]} | " + " | ".join(
-        _fmt(v, 2 if i in (2, 5) else 1) for i, v in enumerate(row[2:])) + " |")
+        "—" if v is None else str(v) for v in row[2:]) + " |")
   lines += ["", "Per-seed results: `eval_modes.json` in each run's workdir under "
             f"`{FLAGS.root}`.", ""]
   return "\n".join(lines)

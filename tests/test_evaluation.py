@@ -83,3 +83,23 @@ def test_benchmark_modes_writes_the_table(data_dir, tmp_path):
   stamp = [p.stat().st_mtime_ns for p in results]
   again = run_module("scripts.benchmark_modes", *args, data_dir=data_dir, timeout=600)
   assert again.returncode == 0 and [p.stat().st_mtime_ns for p in results] == stamp
+
+
+def test_evaluate_bad_inputs_are_one_line(tiny, data_dir, tmp_path):
+  from aegan_jax import train
+  workdir = str(tmp_path / "digits")
+  train.train_and_evaluate(tiny(eval_every=0), workdir)
+  cases = [
+      (["--metrics=fid", f"--inception_weights={tmp_path / 'missing.npz'}"], "missing.npz"),
+      (["--metrics=kid", "--num_samples=500", "--inception_weights=x.npz"],
+       "kid uses subsets of 1000 samples, more than the 500 asked for"),
+      (["--metrics=modes"], "modes fits ring, grid, stacked_mnist"),
+      (["--num_samples=0"], "--num_samples must be a positive integer"),
+  ]
+  for flags, message in cases:
+    proc = run_module("scripts.evaluate", f"--workdir={workdir}", *flags, data_dir=data_dir)
+    errors = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
+    assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+  empty = run_module("scripts.evaluate", f"--workdir={tmp_path / 'nothing'}", data_dir=data_dir)
+  assert empty.returncode == 2 and "holds no checkpoints" in empty.stderr

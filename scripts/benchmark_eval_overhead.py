@@ -1,0 +1,45 @@
+"""How much in-training evaluation slows training at the default interval (JSON).
+
+  python -m scripts.benchmark_eval_overhead [--steps=10000] [train flags...]
+
+Trains the same configuration twice in fresh temporary workdirs, with --eval_every at its
+default and with 0, and prints one JSON line with both wall times and the overhead. Startup
+(imports, data) is excluded: the clock runs inside train_and_evaluate.
+"""
+
+import json
+import tempfile
+import time
+
+from absl import flags
+
+from aegan_jax import cli
+from aegan_jax import config as config_lib
+
+config_lib.define_flags()
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  from aegan_jax import train
+  base = config_lib.from_flags()
+  if base.eval_every == 0:
+    raise cli.UserError("--eval_every=0 leaves nothing to measure; keep the default or set one")
+  times = {}
+  for label, config in (("with_eval", base), ("without_eval", base.replace(eval_every=0))):
+    with tempfile.TemporaryDirectory() as workdir:
+      start = time.perf_counter()
+      train.train_and_evaluate(config, workdir)
+      times[label] = time.perf_counter() - start
+  print(json.dumps({
+      "benchmark": "eval_overhead", "dataset": base.dataset, "strategy": base.strategy,
+      "arch": base.arch, "steps": base.steps, "pretrain_steps": base.pretrain_steps,
+      "eval_every": base.eval_every, "eval_metrics": base.eval_metrics,
+      "eval_samples": base.eval_samples, "with_eval_s": round(times["with_eval"], 2),
+      "without_eval_s": round(times["without_eval"], 2),
+      "overhead_percent": round(100 * (times["with_eval"] / times["without_eval"] - 1), 2)}))
+
+
+if __name__ == "__main__":
+  cli.run(main)
