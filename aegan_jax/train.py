@@ -109,7 +109,7 @@ def _make_evaluator(config: config_lib.Config, dataset) -> Optional[evaluation.E
     return None
   data_dir = data_lib.tfds_source.resolve_data_dir(config.data_dir)
   metrics, note = evaluation.resolve_metrics(config.eval_metrics, config.dataset, data_dir,
-                                             config.inception_weights)
+                                             config.inception_weights, during_training=True)
   if note:
     logging.info("Evaluation during training: none (%s).", note)
   if not metrics:
