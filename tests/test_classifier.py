@@ -1,0 +1,113 @@
+"""The dataset classifier: LeNet shapes, a short real training on mnist5k, storage, Stacked MNIST.
+
+One short training (100 steps of 64 on mnist5k, a few seconds) is shared by the tests through
+a module fixture; the accuracy targets of the default settings (98% on mnist5k, 90% on
+Fashion-MNIST) are measured outside the suite with scripts/train_classifier.py.
+"""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from aegan_jax.errors import UserError
+from aegan_jax.features import classifier
+from tests.conftest import run_module
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3)])
+def test_lenet_shapes(shape):
+  module = classifier.LeNet(num_classes=10)
+  x = jnp.zeros((3, *shape), jnp.float32)
+  variables = jax.eval_shape(module.init, jax.random.key(0), x)
+  features, logits = jax.eval_shape(module.apply, variables, x)
+  assert features.shape == (3, classifier.FEATURE_DIM) == (3, 128)
+  assert logits.shape == (3, 10)
+
+
+def test_random_shift_is_a_zero_filled_translation():
+  images = jax.random.uniform(jax.random.key(0), (16, 8, 8, 2))
+  shifted = np.asarray(classifier.random_shift(jax.random.key(1), images, max_shift=2))
+  padded = np.pad(np.asarray(images), ((0, 0), (2, 2), (2, 2), (0, 0)))
+  for i in range(len(images)):
+    assert any(np.array_equal(shifted[i], padded[i, dy:dy + 8, dx:dx + 8])
+               for dy in range(5) for dx in range(5)), i
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir):
+  """(params, meta) of a short mnist5k training, augmentation on as in the default run."""
+  return classifier.train_classifier("mnist5k", data_dir, steps=100, batch_size=64, seed=0,
+                                     max_shift=classifier.MAX_SHIFT)
+
+
+@pytest.fixture(scope="module")
+def saved(trained, tmp_path_factory):
+  params, meta = trained
+  directory = str(tmp_path_factory.mktemp("classifier"))
+  classifier.save(directory, params, meta)
+  return directory
+
+
+def test_short_training_beats_80_percent_held_out(trained, mnist5k):
+  _, meta = trained
+  assert meta["test_accuracy"] > 0.8, meta
+  assert meta["num_test"] == len(mnist5k.test_labels) == 500
+  assert meta["num_train"] == mnist5k.num_train
+  assert {k: meta[k] for k in ("dataset", "steps", "feature_dim", "arch", "split")} == {
+      "dataset": "mnist5k", "steps": 100, "feature_dim": 128, "arch": "lenet", "split": "test"}
+
+
+def test_save_load_round_trip_gives_identical_outputs(trained, saved, mnist5k):
+  params, meta = trained
+  images = mnist5k.test_images[:37].astype(np.float32) / 255.0
+  fresh = classifier.Classifier(classifier.LeNet(num_classes=10), params, meta)
+  loaded = classifier.load("mnist5k", directory=saved)
+  assert loaded.meta == meta
+  np.testing.assert_array_equal(loaded.logits(images), fresh.logits(images))
+  features = loaded.features(jnp.asarray(images))
+  assert features.shape == (37, 128) and isinstance(features, np.ndarray)
+  np.testing.assert_array_equal(features, fresh.features(images))
+
+
+def test_save_overwrites_only_with_force(trained, saved):
+  params, meta = trained
+  with pytest.raises(UserError, match="--force"):
+    classifier.save(saved, params, meta)
+  classifier.save(saved, params, {**meta, "steps": 7}, force=True)
+  assert classifier.load("mnist5k", directory=saved).meta["steps"] == 7
+  classifier.save(saved, params, meta, force=True)  # as it was, for the other tests
+
+
+def test_missing_classifier_names_the_train_command(tmp_path):
+  with pytest.raises(UserError) as e:
+    classifier.load("mnist5k", data_dir=str(tmp_path))
+  message = str(e.value)
+  assert "python -m scripts.train_classifier --dataset=mnist5k" in message
+  assert classifier.default_dir("mnist5k", str(tmp_path)) in message
+  assert classifier.default_dir("mnist5k", str(tmp_path)) == os.path.join(
+      str(tmp_path), "aegan_jax", "classifiers", "mnist5k")
+
+
+def test_classify_channels_reads_each_digit(saved, mnist5k):
+  clf = classifier.load("mnist5k", directory=saved)
+  digits = mnist5k.test_images[:6].astype(np.float32) / 255.0     # [6, 28, 28, 1]
+  per_digit = clf.logits(digits).argmax(axis=1)
+  # Two stacked images: digits (0, 1, 2) and (3, 4, 5) as channels (R, G, B).
+  stacked = np.stack([np.concatenate(list(digits[3 * i:3 * i + 3]), axis=-1) for i in range(2)])
+  expected = [100 * per_digit[3 * i] + 10 * per_digit[3 * i + 1] + per_digit[3 * i + 2]
+              for i in range(2)]
+  np.testing.assert_array_equal(classifier.classify_channels(clf, stacked), expected)
+
+
+def test_two_dimensional_dataset_is_refused(data_dir):
+  with pytest.raises(UserError, match="image datasets"):
+    classifier.train_classifier("ring", data_dir, steps=1)
+
+
+def test_script_reports_user_errors(data_dir):
+  result = run_module("scripts.train_classifier", "--dataset=nope", data_dir=data_dir)
+  assert result.returncode == 2, result.stderr
+  assert result.stderr.startswith("error: unknown dataset 'nope'"), result.stderr
