@@ -18,7 +18,7 @@ from aegan_jax import cli
 flags.DEFINE_string("dataset", "mnist5k", "Image dataset to train the classifier on.")
 flags.DEFINE_string("data_dir", "", "TFDS data directory; empty = $TFDS_DATA_DIR or "
                     "~/tensorflow_datasets. The classifier is saved under it.")
-flags.DEFINE_integer("steps", None, "Training steps; default: 15 epochs, within [500, 1500].")
+flags.DEFINE_integer("steps", None, "Training steps; default: 30 epochs, within [500, 2000].")
 flags.DEFINE_integer("seed", 0, "Seed of the initialisation, data order and augmentation.")
 flags.DEFINE_boolean("force", False, "Overwrite a classifier already saved for the dataset.")
 FLAGS = flags.FLAGS

@@ -27,20 +27,29 @@ def test_lenet_shapes(shape):
   assert logits.shape == (3, 10)
 
 
-def test_random_shift_is_a_zero_filled_translation():
-  images = jax.random.uniform(jax.random.key(0), (16, 8, 8, 2))
-  shifted = np.asarray(classifier.random_shift(jax.random.key(1), images, max_shift=2))
-  padded = np.pad(np.asarray(images), ((0, 0), (2, 2), (2, 2), (0, 0)))
-  for i in range(len(images)):
-    assert any(np.array_equal(shifted[i], padded[i, dy:dy + 8, dx:dx + 8])
-               for dy in range(5) for dx in range(5)), i
+def _warp(images, angle=0.0, scale=1.0, shift=(0.0, 0.0)):
+  n = images.shape[0]
+  return np.asarray(classifier.warp(jnp.asarray(images), jnp.full((n,), angle),
+                                    jnp.full((n,), scale), jnp.tile(jnp.asarray(shift), (n, 1))))
+
+
+def test_warp_moves_images_as_documented():
+  images = np.asarray(jax.random.uniform(jax.random.key(0), (2, 8, 8, 2)))
+  np.testing.assert_array_equal(_warp(images), images)
+  moved = np.zeros_like(images)            # down 1, left 2, zero-filled
+  moved[:, 1:, :6] = images[:, :7, 2:]
+  np.testing.assert_array_equal(_warp(images, shift=(1.0, -2.0)), moved)
+  np.testing.assert_allclose(_warp(images, angle=np.pi / 2), np.rot90(images, 1, axes=(1, 2)),
+                             atol=1e-5)
+  augmented = np.asarray(classifier.augment(jax.random.key(1), jnp.asarray(images)))
+  assert augmented.shape == images.shape and not np.array_equal(augmented, images)
 
 
 @pytest.fixture(scope="module")
 def trained(data_dir):
-  """(params, meta) of a short mnist5k training, augmentation on as in the default run."""
+  """(params, meta) of a short mnist5k training, augmented as the default run is."""
   return classifier.train_classifier("mnist5k", data_dir, steps=100, batch_size=64, seed=0,
-                                     max_shift=classifier.MAX_SHIFT)
+                                     augmented=True)
 
 
 @pytest.fixture(scope="module")
