@@ -19,8 +19,6 @@ flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
 flags.mark_flags_as_required(["workdir", "out"])
 FLAGS = flags.FLAGS
 
-_CHUNK = 1000
-
 
 def main(argv):
   del argv
@@ -28,16 +26,11 @@ def main(argv):
     raise cli.UserError(f"--num must be a positive integer, got {FLAGS.num}")
   if not FLAGS.out.endswith(".npy"):
     raise cli.UserError(f"--out must name a .npy file, got {FLAGS.out}")
-  import jax
   import numpy as np
-  from aegan_jax import train
+  from aegan_jax import evaluation, train
 
   _, strategy, state, _ = train.load_for_sampling(FLAGS.workdir, FLAGS.step)
-  generate = jax.jit(strategy.generate, static_argnums=2)
-  key = jax.random.key(FLAGS.seed)
-  chunks = [np.asarray(generate(state, jax.random.fold_in(key, i), min(_CHUNK, FLAGS.num - start)))
-            for i, start in enumerate(range(0, FLAGS.num, _CHUNK))]
-  samples = np.concatenate(chunks).astype(np.float32)
+  samples = evaluation.sample(strategy, state, FLAGS.num, FLAGS.seed).astype(np.float32)
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
   np.save(FLAGS.out, samples)
   logging.info("Wrote %s samples %s to %s", samples.shape[0], samples.shape, FLAGS.out)

@@ -59,5 +59,4 @@ def load_stacked_mnist(data_dir: str):
   splits = data_lib.DATASETS.get(source)(data_dir)
   rng = np.random.default_rng(_DATA_SEED)
   return {"train": stack_digits(*splits["train"], NUM_TRAIN_STACKED, rng),
-          "test": stack_digits(*splits["test"], NUM_TEST_STACKED, rng),
-          "source": source}
+          "test": stack_digits(*splits["test"], NUM_TEST_STACKED, rng)}

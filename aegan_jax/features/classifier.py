@@ -245,6 +245,7 @@ class Classifier:
   def _batched(self, images, which: int) -> np.ndarray:
     # Host arrays stay on the host and go to the device one chunk at a time: a large sample
     # set need not fit in accelerator memory as float32 at once.
+    from aegan_jax.data import pipeline
     images = images if isinstance(images, jax.Array) else np.asarray(images)
     expected = tuple(self.meta.get("image_shape", images.shape[1:]))
     if images.ndim != 4 or tuple(images.shape[1:]) != expected:
@@ -254,7 +255,7 @@ class Classifier:
     size = min(CHUNK, n)
     out = []
     for start in range(0, n, size):
-      chunk = _as_float(images[start:start + size])
+      chunk = pipeline.to_float(jnp.asarray(images[start:start + size]))
       # The last chunk is padded to the chunk size: one compiled program for every chunk.
       pad = size - chunk.shape[0]
       if pad:
@@ -264,14 +265,6 @@ class Classifier:
       width = self.module.feature_dim if which == 0 else self.module.num_classes
       return np.zeros((0, width), np.float32)
     return np.concatenate(out)
-
-
-def _as_float(images) -> jax.Array:
-  """Images as float32 in [0, 1]; uint8 pixels are scaled (a convenience for real data)."""
-  images = jnp.asarray(images)
-  if images.dtype == jnp.uint8:
-    return images.astype(jnp.float32) / 255.0
-  return images.astype(jnp.float32)
 
 
 def classify_channels(classifier: Classifier, images) -> np.ndarray:
