@@ -26,7 +26,9 @@ class Config:
   data_dir: str = _field("", "TFDS data directory; empty = $TFDS_DATA_DIR or ~/tensorflow_datasets.")
   strategy: str = _field("ae_pretrain", "Training strategy (see aegan_jax.strategies).")
   arch: str = _field("mlp", "Network family: mlp or dcgan.")
-  loss: str = _field("non_saturating", "Adversarial loss: minimax (the seed's equation) or non_saturating.")
+  loss: str = _field("non_saturating", "Adversarial loss: minimax (the seed's equation), "
+                     "non_saturating, lsgan, hinge or wgan (needs --gp_weight or --spectral_norm). "
+                     "ebgan and began have their own energy losses and take only the default.")
   recon_loss: str = _field("mse", "Autoencoder reconstruction loss: mse or bce (Bernoulli).")
 
   # How long.
@@ -38,7 +40,8 @@ class Config:
   latent_dim: int = _field(64, "Dimension of the generator's noise z.")
   code_dim: int = _field(64, "Dimension of the autoencoder's code h.")
   decoder_noise_dim: int = _field(
-      0, "Extra noise fed to the decoder beside the code, x' = Dec(h, z); 0 = off.")
+      0, "Extra noise fed to the decoder beside the code, x' = Dec(h, z); 0 = off.",
+      technique=True)
   code_mapping: str = _field(
       "learned",
       "How noise reaches the code space in ae_pretrain: 'gaussian' (a Gaussian fitted to the "
@@ -54,6 +57,48 @@ class Config:
   adam_b1: float = _field(0.5, "Adam beta1.")
   adam_b2: float = _field(0.999, "Adam beta2.")
   seed: int = _field(0, "Random seed; a run is a function of (config, seed).")
+
+  # Discriminator regularizers and the improved techniques (Salimans et al. 2016). Each is
+  # off at its default; a strategy that cannot use one refuses it (strategies/base.py).
+  gp_weight: float = _field(0.0, "WGAN-GP gradient penalty weight on interpolates (paper: 10).",
+                            technique=True)
+  r1_weight: float = _field(0.0, "R1 penalty weight, gamma/2 E||grad D(x_real)||^2 "
+                            "(Mescheder et al. 2018; typical 1-10).", technique=True)
+  spectral_norm: bool = _field(False, "Spectral normalization of every discriminator layer.",
+                               technique=True)
+  n_critic: int = _field(1, "Discriminator updates per generator update (WGAN: 5). Every step "
+                         "updates D; G is updated on every n_critic-th step.", technique=True)
+  label_smoothing: float = _field(0.0, "One-sided label smoothing: real targets 1 - s "
+                                  "(Salimans et al.: 0.1); logistic losses only.", technique=True)
+  feature_matching: bool = _field(False, "Generator matches the mean of D's last hidden layer "
+                                  "on real and fake batches instead of fooling D.",
+                                  technique=True)
+  encoder_feature_weight: float = _field(
+      0.0, "Adds w * ||mean E(x) - mean E(G(z))||^2 to the generator loss, E the pretrained "
+      "(frozen) encoder: feature matching in the autoencoder's code space.", technique=True)
+  minibatch_discrimination: bool = _field(False, "Minibatch discrimination layer in D "
+                                          "(100 kernels of size 5).", technique=True)
+  historical_weight: float = _field(0.0, "Historical averaging: w * ||theta - mean of past "
+                                    "theta||^2 on G and D.", technique=True)
+  ema_decay: float = _field(0.0, "EMA of the generator's weights for sampling and evaluation "
+                            "(e.g. 0.999); 0 = off.", technique=True)
+
+  # Strategy hyperparameters, the papers' defaults; each is refused by the other strategies.
+  mdgan_lambda1: float = _field(0.2, "MDGAN: weight of the reconstruction d(x, G(E(x))).",
+                                strategy="mdgan")
+  mdgan_lambda2: float = _field(0.4, "MDGAN: weight of the mode regularizer -log D(G(E(x))).",
+                                strategy="mdgan")
+  vaegan_gamma: float = _field(1.0, "VAE-GAN: weight of the feature-space reconstruction in "
+                               "the decoder's loss (gamma in Larsen et al.).", strategy="vaegan")
+  ebgan_margin: float = _field(10.0, "EBGAN: margin m of max(0, m - D(G(z))) (MNIST: 10).",
+                               strategy="ebgan")
+  ebgan_pt_weight: float = _field(0.1, "EBGAN: pull-away term weight.", strategy="ebgan")
+  began_gamma: float = _field(0.5, "BEGAN: diversity ratio gamma = E L(G(z)) / E L(x).",
+                              strategy="began")
+  began_lambda_k: float = _field(0.001, "BEGAN: learning rate of the balance k_t.",
+                                 strategy="began")
+  veegan_recon_weight: float = _field(1.0, "VEEGAN: weight of ||z - F(G(z))||^2.",
+                                      strategy="veegan")
 
   # Run control: may change when a run is resumed.
   log_every: int = _field(200, "Log metrics every N steps.", run_control=True)
@@ -93,12 +138,18 @@ def run_control_fields() -> set[str]:
   return {f.name for f in dataclasses.fields(Config) if f.metadata.get("run_control")}
 
 
+def non_default_fields(config: Config, key: str) -> dict[str, Any]:
+  """{field: metadata[key]} for fields carrying `key` whose value is not the default."""
+  return {f.name: f.metadata[key] for f in dataclasses.fields(Config)
+          if key in f.metadata and getattr(config, f.name) != f.default}
+
+
 def incompatible_fields(saved: dict[str, Any], current: Config) -> list[str]:
   """Fields (outside run control) where a saved configuration differs from `current`."""
   now = current.to_dict()
   skip = run_control_fields() | {"data_dir", "steps"}
-  return sorted(k for k in now if k not in skip and k in saved and saved[k] != now[k]) + sorted(
-      k for k in now if k not in skip and k not in saved)
+  defaults = Config().to_dict()  # a field added since the run was saved: fine at its default
+  return sorted(k for k in now if k not in skip and saved.get(k, defaults[k]) != now[k])
 
 
 def validate(config: Config) -> Config:
@@ -125,6 +176,23 @@ def validate(config: Config) -> Config:
                     f"{','.join(map(str, config.mlp_hidden))}")
   if config.code_mapping not in ("gaussian", "learned"):
     raise UserError(f"unknown --code_mapping {config.code_mapping!r}; choose gaussian or learned")
+  for name in ["gp_weight", "r1_weight", "encoder_feature_weight", "historical_weight",
+               "mdgan_lambda1", "mdgan_lambda2", "vaegan_gamma", "ebgan_margin",
+               "ebgan_pt_weight", "began_lambda_k", "veegan_recon_weight"]:
+    v = getattr(config, name)
+    if not (math.isfinite(v) and v >= 0):
+      raise UserError(f"--{name} must be a finite number >= 0, got {v}")
+  if config.n_critic < 1:
+    raise UserError(f"--n_critic must be a positive integer, got {config.n_critic}")
+  if not 0 <= config.label_smoothing < 1:
+    raise UserError(f"--label_smoothing must be in [0, 1) (0.1 is usual), got "
+                    f"{config.label_smoothing}")
+  if not 0 <= config.ema_decay < 1:
+    raise UserError(f"--ema_decay must be in [0, 1) (0 = off, 0.999 is usual), got "
+                    f"{config.ema_decay}")
+  if not 0 < config.began_gamma <= 1:
+    raise UserError(f"--began_gamma must be in (0, 1] (BEGAN uses 0.5 to 0.75), got "
+                    f"{config.began_gamma}")
   if config.recon_loss not in ("mse", "bce"):
     raise UserError(f"unknown --recon_loss {config.recon_loss!r}; choose mse or bce")
   return config

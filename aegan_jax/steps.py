@@ -1,7 +1,8 @@
 """The two update steps every strategy is built from, as pure functions.
 
 `ae_step` trains encoder + decoder on the reconstruction objective; `gan_step` does one
-discriminator update, then one generator update against the updated discriminator. Both take
+discriminator update (adversarial.update_discriminator), then one generator update against the
+updated discriminator, with the generator-side techniques of Salimans et al. Both take
 (state, batch) and return (state, metrics); strategies bind the networks, optimizers and losses
 with functools.partial, and the trainer wraps the result in `jax.jit(..., donate_argnums=0)`.
 Their randomness comes from `state.step_key()`, a function of (seed, step).
@@ -15,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from aegan_jax.losses import AdversarialLoss
+from aegan_jax.adversarial import Adversary, running_mean, squared_distance, update_discriminator
 from aegan_jax.models import apply_model
 from aegan_jax.state import TrainState, apply_gradients
 
@@ -74,54 +75,102 @@ def ae_step(nets: Networks, tx: optax.GradientTransformation, recon_loss, state:
   return state, metrics
 
 
+@dataclasses.dataclass(frozen=True)
+class GeneratorTechniques:
+  """The generator-side techniques of gan_step (see config.py for each flag)."""
+  n_critic: int = 1
+  feature_matching: bool = False
+  encoder_feature_weight: float = 0.0
+  historical_weight: float = 0.0
+
+  @classmethod
+  def from_config(cls, config) -> "GeneratorTechniques":
+    return cls(config.n_critic, config.feature_matching, config.encoder_feature_weight,
+               config.historical_weight)
+
+
+def historical_extras(params) -> dict:
+  """The extras that historical averaging needs: the running means of G and D, and a count."""
+  copy = lambda tree: jax.tree.map(jnp.copy, tree)
+  return {"generator": copy(params["generator"]),
+          "discriminator": copy(params["discriminator"]), "count": jnp.ones((), jnp.float32)}
+
+
 def gan_step(nets: Networks, g_tx: optax.GradientTransformation,
-             d_tx: optax.GradientTransformation, loss: AdversarialLoss, state: TrainState,
-             batch: Batch) -> tuple[TrainState, Metrics]:
+             d_tx: optax.GradientTransformation, adv: Adversary, tech: GeneratorTechniques,
+             state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
   """One D update on real and fake examples, then one G update against the new D.
 
   The generator runs forward once: jax.vjp keeps its pullback, the D update uses the fakes,
   and the G gradient is the updated D's gradient at those same fakes pulled back through G.
   That is the same math as a second forward pass with the same z (BatchNorm in train mode is
   a deterministic function of the batch), at two thirds of the generator's cost.
+  With n_critic > 1, G is updated only on every n_critic-th step (lax.cond: the skipped
+  branch costs nothing).
   """
   real = batch["image"]
   n = real.shape[0]
-  z, noise = nets.latents(state.step_key(), n)
+  key_z, key_d = jax.random.split(state.step_key())
+  z, noise = nets.latents(key_z, n)
   bs = state.batch_stats
+  hist = state.extras.get("historical")
 
   def generate(gp):
     return apply_model(nets.generator, gp, bs["generator"], z, noise, train=True)
 
   fake, g_pullback, g_bs = jax.vjp(generate, state.params["generator"], has_aux=True)
 
-  def d_objective(dp):
-    # One pass over real and fake together; valid because D has no batch-coupled layers.
-    logits, d_bs = apply_model(nets.discriminator, dp, bs["discriminator"],
-                               jnp.concatenate([real, fake]), train=True)
-    real_logits, fake_logits = logits[:n], logits[n:]
-    return loss.d_loss(real_logits, fake_logits), (d_bs, real_logits, fake_logits)
+  extra_d = None
+  if tech.historical_weight:
+    extra_d = lambda dp: tech.historical_weight * squared_distance(dp, hist["discriminator"])
+  d_params, d_opt, d_bs, metrics = update_discriminator(adv, nets.discriminator, d_tx, state,
+                                                        real, fake, key_d, extra_loss=extra_d)
 
-  (d_loss, (d_bs, real_logits, fake_logits)), d_grads = jax.value_and_grad(
-      d_objective, has_aux=True)(state.params["discriminator"])
-  d_params, d_opt = apply_gradients(d_tx, state.params["discriminator"],
-                                    state.opt_state["d"], d_grads)
+  def d_features(x):
+    (_, feats), _ = apply_model(nets.discriminator, d_params, d_bs, x, train=True,
+                                with_features=True)
+    return jnp.mean(feats, axis=0)
 
   def g_objective(x):
-    logits, _ = apply_model(nets.discriminator, d_params, d_bs, x, train=True)
-    return loss.g_loss(logits)
+    if tech.feature_matching:  # Salimans et al.: ||E f(x) - E f(G(z))||^2, f = D's last layer
+      loss = jnp.sum(jnp.square(d_features(real) - d_features(x)))
+    else:
+      logits, _ = apply_model(nets.discriminator, d_params, d_bs, x, train=True)
+      loss = adv.g_loss(logits)
+    if tech.encoder_feature_weight:  # the same, in the pretrained (frozen) encoder's codes
+      encode = lambda v: jnp.mean(apply_model(nets.encoder, state.params["encoder"],
+                                              bs["encoder"], v, train=False)[0], axis=0)
+      loss += tech.encoder_feature_weight * jnp.sum(jnp.square(encode(real) - encode(x)))
+    return loss
 
   g_loss, fake_grad = jax.value_and_grad(g_objective)(fake)
-  (g_grads,) = g_pullback(fake_grad)
-  g_params, g_opt = apply_gradients(g_tx, state.params["generator"], state.opt_state["g"], g_grads)
+  old_g, old_opt = state.params["generator"], state.opt_state["g"]
 
+  def update_g(_):
+    (g_grads,) = g_pullback(fake_grad)
+    if tech.historical_weight:  # the gradient of w ||theta - mean theta||^2
+      g_grads = jax.tree.map(lambda g, p, h: g + 2 * tech.historical_weight * (p - h),
+                             g_grads, old_g, hist["generator"])
+    new_g, new_opt = apply_gradients(g_tx, old_g, old_opt, g_grads)
+    return new_g, new_opt, optax.tree.norm(g_grads)
+
+  if tech.n_critic == 1:
+    g_params, g_opt, g_norm = update_g(None)
+  else:
+    g_params, g_opt, g_norm = jax.lax.cond(
+        (state.step + 1) % tech.n_critic == 0, update_g,
+        lambda _: (old_g, old_opt, jnp.zeros(())), None)
+
+  extras = state.extras
+  if tech.historical_weight:
+    count = hist["count"] + 1
+    extras = {**extras, "historical": {
+        "generator": running_mean(hist["generator"], g_params, count),
+        "discriminator": running_mean(hist["discriminator"], d_params, count), "count": count}}
   state = state.replace(
       step=state.step + 1,
       params={**state.params, "generator": g_params, "discriminator": d_params},
       batch_stats={**bs, "generator": g_bs, "discriminator": d_bs},
-      opt_state={**state.opt_state, "g": g_opt, "d": d_opt})
-  metrics = {"d_loss": d_loss, "g_loss": g_loss,
-             "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
-             "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)),
-             "d_grad_norm": optax.tree.norm(d_grads),
-             "g_grad_norm": optax.tree.norm(g_grads)}
-  return state, metrics
+      opt_state={**state.opt_state, "g": g_opt, "d": d_opt},
+      extras=extras)
+  return state, {**metrics, "g_loss": g_loss, "g_grad_norm": g_norm}

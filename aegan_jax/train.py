@@ -18,7 +18,7 @@ import numpy as np
 
 from aegan_jax import config as config_lib
 from aegan_jax import data as data_lib
-from aegan_jax import evaluation, strategies, writers
+from aegan_jax import adversarial, evaluation, strategies, writers
 from aegan_jax.checkpoint import Checkpointer
 from aegan_jax.data import pipeline
 from aegan_jax.errors import UserError
@@ -38,9 +38,9 @@ class TrainingDiverged(UserError):
 def check_names(config: config_lib.Config) -> None:
   """Looks every name up before anything is loaded or written, so typos fail at once."""
   data_lib.DATASETS.get(config.dataset)
-  strategies.STRATEGIES.get(config.strategy)
   ARCHS.get(config.arch)
   ADVERSARIAL.get(config.loss)
+  strategies.check(config)
 
 
 class _StopFlag:
@@ -65,10 +65,16 @@ class _StopFlag:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def _phase_fn(phase: Phase, batch_size: int):
-  """phase.step fused with the batch gather, jitted once, the state donated."""
+def _phase_fn(phase: Phase, batch_size: int, ema_decay: float):
+  """phase.step fused with the batch gather (and the generator's EMA), jitted once, the state
+  donated."""
   def run(state: TrainState, data, perm):
-    return phase.step(state, pipeline.batch_from_permutation(data, perm, state.step, batch_size))
+    state, metrics = phase.step(
+        state, pipeline.batch_from_permutation(data, perm, state.step, batch_size))
+    if ema_decay and phase.adversarial:
+      state = state.replace(extras={**state.extras, "ema_generator": adversarial.ema_update(
+          state.extras["ema_generator"], state.params["generator"], ema_decay)})
+    return state, metrics
   return jax.jit(run, donate_argnums=(0,))
 
 
@@ -157,7 +163,7 @@ def train_and_evaluate(config: config_lib.Config, workdir: str) -> TrainState:
   data_key = jax.random.fold_in(root, _DATA_KEY)
   sample_key = jax.random.fold_in(root, _SAMPLE_KEY)  # the same z for every grid of a run
   recon_key = jax.random.fold_in(root, _RECON_KEY)
-  fns = {p.name: _phase_fn(p, config.batch_size) for p in strategy.phases}
+  fns = {p.name: _phase_fn(p, config.batch_size, strategy.ema_decay) for p in strategy.phases}
   per_epoch = pipeline.steps_per_epoch(dataset.num_train, config.batch_size)
   permute = jax.jit(pipeline.epoch_permutation, static_argnums=2)
   epoch, perm = -1, None

@@ -24,9 +24,9 @@ def _tree_snapshot(root):
 
 @pytest.mark.parametrize("flag,message", [
     ("--dataset=mnsit", "unknown dataset 'mnsit' for --dataset; choose one of: "),
-    ("--strategy=vae", "unknown strategy 'vae' for --strategy; choose one of: ae_pretrain, gan"),
+    ("--strategy=vae", "unknown strategy 'vae' for --strategy; choose one of: aae, ae_pretrain"),
     ("--arch=resnet", "unknown arch 'resnet' for --arch; choose one of: dcgan, mlp"),
-    ("--loss=wasserstein", "unknown loss 'wasserstein' for --loss; choose one of: minimax"),
+    ("--loss=wasserstein", "unknown loss 'wasserstein' for --loss; choose one of: hinge, lsgan, minimax"),
     ("--steps=0", "--steps must be a positive integer, got 0"),
     ("--batch_size=-8", "--batch_size must be a positive integer, got -8"),
     ("--g_lr=0", "--g_lr must be a positive learning rate"),

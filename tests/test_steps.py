@@ -96,7 +96,7 @@ def test_gan_step_matches_two_pass_reference(tiny, mnist5k, arch):
   loss = ADVERSARIAL.get(config.loss)
 
   # Reference, written out: D step on fakes from G, then G step with a fresh G forward pass.
-  z, noise = nets.latents(state.step_key(), 16)
+  z, noise = nets.latents(jax.random.split(state.step_key())[0], 16)  # gan_step's z key
   p, bs = state.params, state.batch_stats
   fake, g_bs = apply_model(nets.generator, p["generator"], bs["generator"], z, noise, train=True)
 

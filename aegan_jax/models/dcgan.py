@@ -14,26 +14,39 @@ import jax
 
 from aegan_jax.errors import UserError
 from aegan_jax.models import ARCHS, Arch, join_noise
+from aegan_jax.models.layers import MinibatchDiscrimination, maybe_sn
+
+
+def conv_features(x: jax.Array, channels: int, spectral_norm: bool, train: bool) -> jax.Array:
+  """Conv(c) lrelu -> Conv(2c) lrelu -> flattened; call inside a compact module."""
+  sn = lambda layer: maybe_sn(layer, spectral_norm, train)
+  h = nn.leaky_relu(sn(nn.Conv(channels, (4, 4), strides=(2, 2)))(x), 0.2)
+  h = nn.leaky_relu(sn(nn.Conv(2 * channels, (4, 4), strides=(2, 2)))(h), 0.2)
+  return h.reshape(h.shape[0], -1)
 
 
 class ConvNet(nn.Module):
-  """The shared body of the encoder and the discriminator; `out_dim` outputs."""
+  """The encoder: the discriminator's body with `out_dim` outputs."""
   channels: int
   out_dim: int
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    h = nn.leaky_relu(nn.Conv(self.channels, (4, 4), strides=(2, 2))(x), 0.2)
-    h = nn.leaky_relu(nn.Conv(2 * self.channels, (4, 4), strides=(2, 2))(h), 0.2)
-    return nn.Dense(self.out_dim)(h.reshape(h.shape[0], -1))
+    return nn.Dense(self.out_dim)(conv_features(x, self.channels, False, train))
 
 
 class DCGANDiscriminator(nn.Module):
   channels: int
+  spectral_norm: bool = False
+  minibatch_discrimination: bool = False
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    return ConvNet(self.channels, 1)(x, train)[:, 0]
+  def __call__(self, x: jax.Array, train: bool = False, with_features: bool = False):
+    h = conv_features(x, self.channels, self.spectral_norm, train)
+    if self.minibatch_discrimination:
+      h = MinibatchDiscrimination()(h)
+    logits = maybe_sn(nn.Dense(1), self.spectral_norm, train)(h)[:, 0]
+    return (logits, h) if with_features else logits
 
 
 class DCGANDecoder(nn.Module):
@@ -67,6 +80,7 @@ def _check_shape(shape: tuple[int, ...]) -> None:
 ARCHS.register("dcgan")(Arch(
     encoder=lambda c, shape: ConvNet(c.dcgan_channels, c.code_dim),
     decoder=lambda c, shape: DCGANDecoder(c.dcgan_channels, shape),
-    discriminator=lambda c, shape: DCGANDiscriminator(c.dcgan_channels),
+    discriminator=lambda c, shape: DCGANDiscriminator(c.dcgan_channels, c.spectral_norm,
+                                                      c.minibatch_discrimination),
     check_shape=_check_shape,
 ))

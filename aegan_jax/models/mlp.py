@@ -1,7 +1,9 @@
 """The seed's fully connected networks (Dense 128 relu, widths configurable).
 
 Encoder: x -> Dense(w) relu ... -> code h.  Decoder: (h[, z]) -> Dense(w) relu ... -> logits of
-every pixel (the Generator applies the sigmoid).  Discriminator: x -> Dense(w) relu ... -> 1 logit.
+every pixel (the Generator applies the sigmoid).  Discriminator: x -> Dense(w) relu ... -> 1 logit (optionally spectrally normalized, with
+minibatch discrimination before the last layer; `with_features` also returns the last hidden
+layer, for feature matching and VAE-GAN's learned similarity).
 """
 
 import math
@@ -11,6 +13,7 @@ import flax.linen as nn
 import jax
 
 from aegan_jax.models import ARCHS, Arch, join_noise
+from aegan_jax.models.layers import MinibatchDiscrimination, maybe_sn
 
 
 class MLPEncoder(nn.Module):
@@ -40,18 +43,25 @@ class MLPDecoder(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
+  """Also the latent discriminator of aae and the head of the joint (x, z) discriminator."""
   hidden: Sequence[int]
+  spectral_norm: bool = False
+  minibatch_discrimination: bool = False
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+  def __call__(self, x: jax.Array, train: bool = False, with_features: bool = False):
     h = x.reshape(x.shape[0], -1)
     for width in self.hidden:
-      h = nn.relu(nn.Dense(width)(h))
-    return nn.Dense(1)(h)[:, 0]
+      h = nn.relu(maybe_sn(nn.Dense(width), self.spectral_norm, train)(h))
+    if self.minibatch_discrimination:
+      h = MinibatchDiscrimination()(h)
+    logits = maybe_sn(nn.Dense(1), self.spectral_norm, train)(h)[:, 0]
+    return (logits, h) if with_features else logits
 
 
 ARCHS.register("mlp")(Arch(
     encoder=lambda c, shape: MLPEncoder(tuple(c.mlp_hidden), c.code_dim),
     decoder=lambda c, shape: MLPDecoder(tuple(c.mlp_hidden), shape),
-    discriminator=lambda c, shape: MLPDiscriminator(tuple(c.mlp_hidden)),
+    discriminator=lambda c, shape: MLPDiscriminator(tuple(c.mlp_hidden), c.spectral_norm,
+                                                    c.minibatch_discrimination),
 ))

@@ -1,23 +1,47 @@
 """Training strategies, looked up by name with --strategy.
 
-A strategy module exposes `build(config, spec) -> Strategy` (spec: a data.Spec, the
-example shape and value range; see base.py) and is
-registered here with one line.
+A strategy is a module with `build(config, spec) -> Strategy` (spec: a data.Spec, the example
+shape and value range; see base.py) and `TECHNIQUES`, the technique flags it honours; it is
+registered here with one line. `build` refuses the flags a strategy cannot use, in one line.
 """
 
-from typing import Callable
+from types import ModuleType
 
 from aegan_jax.registry import Registry
-from aegan_jax.strategies import ae_pretrain, gan
-from aegan_jax.strategies.base import Phase, Strategy
+from aegan_jax.strategies import aae, ae_pretrain, began, bigan, ebgan, gan, mdgan, vaegan, veegan
+from aegan_jax.strategies.base import Phase, Strategy, check_options
 
-STRATEGIES: Registry[Callable[..., Strategy]] = Registry("strategy", "strategy")
-STRATEGIES.register("ae_pretrain")(ae_pretrain.build)
-STRATEGIES.register("gan")(gan.build)
+STRATEGIES: Registry[ModuleType] = Registry("strategy", "strategy")
+STRATEGIES.register("ae_pretrain")(ae_pretrain)   # the seed's: pretrained AE -> generator
+STRATEGIES.register("gan")(gan)                   # the baseline, no autoencoder
+STRATEGIES.register("mdgan")(mdgan)               # Che et al. 2017
+STRATEGIES.register("vaegan")(vaegan)             # Larsen et al. 2016
+STRATEGIES.register("aae")(aae)                   # Makhzani et al. 2015
+STRATEGIES.register("ebgan")(ebgan)               # Zhao et al. 2016
+STRATEGIES.register("began")(began)               # Berthelot et al. 2017
+STRATEGIES.register("bigan")(bigan)               # Dumoulin et al. / Donahue et al. 2016
+STRATEGIES.register("veegan")(veegan)             # Srivastava et al. 2017
+
+
+def supporters() -> dict[str, set[str]]:
+  """technique flag -> the strategies that honour it."""
+  out: dict[str, set[str]] = {}
+  for name in STRATEGIES:
+    for technique in STRATEGIES.get(name).TECHNIQUES:
+      out.setdefault(technique, set()).add(name)
+  return out
+
+
+def check(config) -> None:
+  """Refuses, before anything is loaded or written, options the strategy cannot use."""
+  module = STRATEGIES.get(config.strategy)
+  check_options(config, config.strategy, module.TECHNIQUES, supporters())
+  getattr(module, "check", lambda c: None)(config)
 
 
 def build(config, spec) -> Strategy:
-  return STRATEGIES.get(config.strategy)(config, spec)
+  check(config)
+  return STRATEGIES.get(config.strategy).build(config, spec)
 
 
 __all__ = ["STRATEGIES", "Phase", "Strategy", "build"]

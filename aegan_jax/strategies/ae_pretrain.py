@@ -14,7 +14,9 @@ G(z[, z']) = sigmoid(Dec(h = mu + W z[, z'])) with Dec's pretrained weights as i
 Phase 2 ('gan', --steps): gan_step (D update, then G update) with --loss. With
 --code_mapping=learned (default) the affine map is trained with the decoder, so the generator
 may move mass between regions of code space that the Gaussian fit got wrong; with 'gaussian' it
-stays fixed and only the decoder adapts.
+stays fixed and only the decoder adapts. Every regularizer and improved technique of gan
+applies; --encoder_feature_weight matches the mean pretrained (frozen) code of real and fake
+batches, using what the autoencoder learned as the feature space.
 """
 
 import functools
@@ -24,12 +26,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from aegan_jax.losses import ADVERSARIAL, RECONSTRUCTION, mse_linear
+from aegan_jax.adversarial import Adversary
+from aegan_jax.errors import UserError
+from aegan_jax.losses import RECONSTRUCTION, mse_linear
 from aegan_jax.models import apply_model
 from aegan_jax.state import adam
-from aegan_jax.steps import ae_step, gan_step
-from aegan_jax.strategies.base import Phase, Strategy, build_networks, init_networks, new_state
-from aegan_jax.errors import UserError
+from aegan_jax.steps import GeneratorTechniques, ae_step, gan_step
+from aegan_jax.strategies.base import (GAN_TECHNIQUES, Phase, Strategy, build_networks,
+                                       decoder_reconstruct, init_networks, new_state,
+                                       restart_averages)
+
+TECHNIQUES = GAN_TECHNIQUES
 
 
 def fit_gaussian_map(codes: np.ndarray, latent_dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,7 +70,6 @@ def build(config, spec) -> Strategy:
   else:
     raise UserError("--recon_loss=bce needs data in [0, 1] (images); this dataset is "
                     "real-valued: use --recon_loss=mse")
-  loss = ADVERSARIAL.get(config.loss)
 
   def init(key):
     params, batch_stats = init_networks(nets, jax.random.fold_in(key, 1), spec.shape)
@@ -71,7 +77,7 @@ def build(config, spec) -> Strategy:
         "ae": ae_tx.init({"encoder": params["encoder"], "decoder": params["decoder"]}),
         "g": g_tx.init(params["generator"]),
         "d": d_tx.init(params["discriminator"])}
-    return new_state(key, params, batch_stats, opt_state)
+    return new_state(key, params, batch_stats, opt_state, config=config)
 
   @jax.jit
   def encode(params, batch_stats, images):
@@ -88,15 +94,18 @@ def build(config, spec) -> Strategy:
                 "decoder": copy(state.params["decoder"])}
     g_bs = ({"decoder": copy(state.batch_stats["decoder"])}
             if state.batch_stats["decoder"] else {})
-    return state.replace(
+    return restart_averages(state.replace(
         params={**state.params, "generator": g_params},
         batch_stats={**state.batch_stats, "generator": g_bs},
-        opt_state={**state.opt_state, "g": g_tx.init(g_params)})
+        opt_state={**state.opt_state, "g": g_tx.init(g_params)}))
 
   phases = (
       Phase("pretrain", config.pretrain_steps,
             functools.partial(ae_step, nets, ae_tx, recon), adversarial=False),
-      Phase("gan", config.steps, functools.partial(gan_step, nets, g_tx, d_tx, loss),
+      Phase("gan", config.steps,
+            functools.partial(gan_step, nets, g_tx, d_tx, Adversary.from_config(config),
+                              GeneratorTechniques.from_config(config)),
             begin=begin_gan),
   )
-  return Strategy(nets=nets, init=init, phases=phases)
+  return Strategy(nets=nets, init=init, phases=phases, reconstruct_fn=decoder_reconstruct(nets),
+                  ema_decay=config.ema_decay)

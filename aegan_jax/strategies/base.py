@@ -12,12 +12,23 @@ from typing import Any, Callable, Optional
 import jax
 import jax.numpy as jnp
 
+from aegan_jax.config import non_default_fields
+from aegan_jax.errors import UserError
+from aegan_jax.losses import ADVERSARIAL
 from aegan_jax.models import ARCHS, apply_model, init_model
 from aegan_jax.models.generator import Generator
 from aegan_jax.state import TrainState
-from aegan_jax.steps import Networks
+from aegan_jax.steps import Networks, historical_extras
 
 StepFn = Callable[[TrainState, dict], tuple[TrainState, dict]]
+
+# Every technique flag (config fields marked technique=True); a strategy module lists the ones
+# it honours in TECHNIQUES, and strategies.build refuses the others.
+D_TECHNIQUES = frozenset({"gp_weight", "r1_weight", "spectral_norm", "n_critic",
+                          "label_smoothing", "ema_decay"})
+GAN_TECHNIQUES = D_TECHNIQUES | {"feature_matching", "encoder_feature_weight",
+                                 "minibatch_discrimination", "historical_weight",
+                                 "decoder_noise_dim"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +45,9 @@ class Strategy:
   nets: Networks
   init: Callable[[jax.Array], TrainState]   # root key -> fresh state
   phases: tuple[Phase, ...]
+  # (state, x, key) -> the autoencoder's reconstruction of x in data space; None: no autoencoder.
+  reconstruct_fn: Optional[Callable[[TrainState, jax.Array, jax.Array], jax.Array]] = None
+  ema_decay: float = 0.0   # > 0: the trainer keeps extras['ema_generator'] and samples from it
 
   @property
   def total_steps(self) -> int:
@@ -57,24 +71,43 @@ class Strategy:
     raise ValueError(phase.name)
 
   def generate(self, state: TrainState, key: jax.Array, n: int) -> jax.Array:
-    """n images from the generator (running BatchNorm statistics), values in [0, 1]."""
+    """n samples from the generator (its EMA weights when kept; running BatchNorm statistics)."""
     z, noise = self.nets.latents(key, n)
-    images, _ = apply_model(self.nets.generator, state.params["generator"],
-                            state.batch_stats["generator"], z, noise, train=False)
+    params = state.extras.get("ema_generator", state.params["generator"])
+    images, _ = apply_model(self.nets.generator, params, state.batch_stats["generator"], z, noise,
+                            train=False)
     return images
 
   def reconstruct(self, state: TrainState, x: jax.Array, key: jax.Array) -> jax.Array:
-    """Dec(E(x)[, z]) in data space, eval mode; only for strategies with an autoencoder."""
-    nets = self.nets
+    """x through the strategy's autoencoder, in data space, eval mode."""
+    return self.reconstruct_fn(state, x, key)
+
+  @property
+  def has_autoencoder(self) -> bool:
+    return self.reconstruct_fn is not None
+
+
+def decoder_reconstruct(nets: Networks):
+  """Dec(E(x)[, z]) with the 'encoder' and 'decoder' networks (ae_pretrain)."""
+  def reconstruct(state, x, key):
     h, _ = apply_model(nets.encoder, state.params["encoder"], state.batch_stats["encoder"],
                        x, train=False)
     logits, _ = apply_model(nets.decoder, state.params["decoder"], state.batch_stats["decoder"],
                             h, nets.decoder_noise(key, x.shape[0]), train=False)
     return nets.output(logits)
+  return reconstruct
 
-  @property
-  def has_autoencoder(self) -> bool:
-    return self.nets.encoder is not None
+
+def generator_reconstruct(nets: Networks, code=lambda e: e):
+  """G(code(E(x))): strategies whose generator is the decoder of an encoder into z-space.
+  `code` picks z from the encoder's output (VAE-GAN: the posterior mean)."""
+  def reconstruct(state, x, key):
+    e, _ = apply_model(nets.encoder, state.params["encoder"], state.batch_stats["encoder"],
+                       x, train=False)
+    out, _ = apply_model(nets.generator, state.params["generator"],
+                         state.batch_stats["generator"], code(e), None, train=False)
+    return out
+  return reconstruct
 
 
 def build_networks(config, spec, *, autoencoder: bool) -> Networks:
@@ -106,11 +139,54 @@ def init_networks(nets: Networks, key: jax.Array, image_shape) -> tuple[dict, di
       nets.discriminator, keys["discriminator"], x)
   if nets.encoder is not None:
     params["encoder"], batch_stats["encoder"] = init_model(nets.encoder, keys["encoder"], x)
+  if nets.decoder is not None:  # a decoder apart from the generator (ae_pretrain)
     h = jnp.zeros((2, nets.generator.code_dim), jnp.float32)
     params["decoder"], batch_stats["decoder"] = init_model(nets.decoder, keys["decoder"], h, noise)
   return params, batch_stats
 
 
-def new_state(key: jax.Array, params, batch_stats, opt_state, extras=None) -> TrainState:
+def new_state(key: jax.Array, params, batch_stats, opt_state, extras=None, *,
+              config=None) -> TrainState:
+  """A step-0 state; with `config`, also the running averages that --ema_decay and
+  --historical_weight keep (they start at the initial weights)."""
+  extras = dict(extras or {})
+  if config is not None and config.ema_decay:
+    extras["ema_generator"] = jax.tree.map(jnp.copy, params["generator"])
+  if config is not None and config.historical_weight:
+    extras["historical"] = historical_extras(params)
   return TrainState(step=jnp.zeros((), jnp.int32), rng=jax.random.key_data(key), params=params,
-                    batch_stats=batch_stats, opt_state=opt_state, extras=extras or {})
+                    batch_stats=batch_stats, opt_state=opt_state, extras=extras)
+
+
+def restart_averages(state: TrainState) -> TrainState:
+  """Restarts the EMA and historical averages at the current weights (after a transition
+  that replaced the generator, e.g. ae_pretrain's decoder copy)."""
+  extras = dict(state.extras)
+  if "ema_generator" in extras:
+    extras["ema_generator"] = jax.tree.map(jnp.copy, state.params["generator"])
+  if "historical" in extras:
+    extras["historical"] = historical_extras(state.params)
+  return state.replace(extras=extras)
+
+
+def check_options(config, name: str, techniques: frozenset, supporters: dict) -> None:
+  """Refuses, in one line, a technique or strategy hyperparameter this strategy cannot use.
+
+  `supporters`: technique -> the strategies that accept it (for the error's suggestion).
+  """
+  for field, _ in non_default_fields(config, "technique").items():
+    if field not in techniques:
+      users = ", ".join(sorted(supporters.get(field, ()))) or "none"
+      raise UserError(f"--{field} does not apply to --strategy={name} (it applies to: {users}); "
+                      f"drop the flag or pick one of those strategies")
+  for field, owner in non_default_fields(config, "strategy").items():
+    if owner != name:
+      raise UserError(f"--{field} is a hyperparameter of --strategy={owner}, not {name}; "
+                      f"drop it")
+  loss = ADVERSARIAL.get(config.loss)
+  if loss.needs_lipschitz and not (config.gp_weight or config.spectral_norm):
+    raise UserError(f"--loss={config.loss} needs a Lipschitz critic, which nothing enforces "
+                    f"here: add --gp_weight=10 (WGAN-GP) or --spectral_norm")
+  if config.label_smoothing and not loss.logistic:
+    raise UserError(f"--label_smoothing smooths the targets of a logistic D; --loss="
+                    f"{config.loss} has none: use --loss=non_saturating or minimax, or drop it")

@@ -1,0 +1,7 @@
+"""aae: placeholder, being written."""
+
+TECHNIQUES = frozenset()
+
+
+def build(config, spec):
+  raise NotImplementedError("aae")

@@ -1,0 +1,7 @@
+"""began: placeholder, being written."""
+
+TECHNIQUES = frozenset()
+
+
+def build(config, spec):
+  raise NotImplementedError("began")

@@ -1,0 +1,7 @@
+"""bigan: placeholder, being written."""
+
+TECHNIQUES = frozenset()
+
+
+def build(config, spec):
+  raise NotImplementedError("bigan")

@@ -1,0 +1,92 @@
+"""mdgan: the mode-regularized GAN (Che et al. 2017, "regularized GAN").
+
+An encoder E maps data to the noise space; the generator G doubles as its decoder. With
+d(x, y) the per-pixel squared error and the game's generator loss g_loss (for the default
+non_saturating game, g_loss(D(v)) = -E log D(v)):
+
+  D:  min d_loss(D(x), D(G(z)))                                   [+ --gp_weight, --r1_weight]
+  G:  min g_loss(D(G(z))) + l1 E d(x, G(E(x))) + l2 g_loss(D(G(E(x))))
+  E:  min                   l1 E d(x, G(E(x))) + l2 g_loss(D(G(E(x))))
+
+l1 = --mdgan_lambda1 (0.2), l2 = --mdgan_lambda2 (0.4), the third-party defaults. The
+reconstruction term ties every data point to a region of z, so G cannot drop the modes that
+E sends somewhere; the second term makes the reconstructions themselves look real. G and E
+share one objective (E's terms are the ones that depend on it), so one gradient of
+`generator_objective` with respect to both trains both; they share one Adam (--g_lr).
+"""
+
+import jax
+import jax.numpy as jnp
+
+from aegan_jax.adversarial import Adversary, update_discriminator
+from aegan_jax.models import ARCHS, apply_model
+from aegan_jax.models.generator import Generator
+from aegan_jax.state import adam, apply_gradients
+from aegan_jax.steps import Networks
+from aegan_jax.strategies.base import (D_TECHNIQUES, Phase, Strategy, generator_reconstruct,
+                                       init_networks, new_state)
+
+TECHNIQUES = D_TECHNIQUES
+
+
+def generator_objective(adv: Adversary, fake_logits, recon, x, recon_logits, lambda1, lambda2):
+  """The G/E loss above from D's logits on G(z) and G(E(x)), and the reconstructions."""
+  distance = jnp.mean(jnp.square(recon - x))
+  return (adv.g_loss(fake_logits) + lambda1 * distance + lambda2 * adv.g_loss(recon_logits),
+          distance)
+
+
+def encoder_networks(config, spec, code_dim: int) -> Networks:
+  """G(z) = out(Dec(z)), D, and an encoder into a code of `code_dim` numbers (the noise space
+  or, for VAE-GAN, the posterior's mean and log-variance)."""
+  arch = ARCHS.get(config.arch)
+  arch.check_shape(spec.shape)
+  return Networks(
+      generator=Generator(arch.decoder(config, spec.shape), None, spec.unit_range),
+      discriminator=arch.discriminator(config, spec.shape),
+      latent_dim=config.latent_dim,
+      encoder=arch.encoder(config.replace(code_dim=code_dim), spec.shape))
+
+
+def build(config, spec) -> Strategy:
+  nets = encoder_networks(config, spec, config.latent_dim)
+  g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
+  adv = Adversary.from_config(config)
+
+  def init(key):
+    params, batch_stats = init_networks(nets, jax.random.fold_in(key, 1), spec.shape)
+    opt_state = {"g": g_tx.init({"generator": params["generator"], "encoder": params["encoder"]}),
+                 "d": d_tx.init(params["discriminator"])}
+    return new_state(key, params, batch_stats, opt_state, config=config)
+
+  def step(state, batch):
+    x = batch["image"]
+    key_z, key_d = jax.random.split(state.step_key())
+    z, _ = nets.latents(key_z, x.shape[0])
+    bs = state.batch_stats
+    fake, _ = apply_model(nets.generator, state.params["generator"], bs["generator"], z,
+                          train=True)
+    d_params, d_opt, d_bs, metrics = update_discriminator(adv, nets.discriminator, d_tx, state,
+                                                          x, fake, key_d)
+
+    def objective(p):
+      fake, g_bs = apply_model(nets.generator, p["generator"], bs["generator"], z, train=True)
+      code, e_bs = apply_model(nets.encoder, p["encoder"], bs["encoder"], x, train=True)
+      recon, _ = apply_model(nets.generator, p["generator"], bs["generator"], code, train=True)
+      d = lambda v: apply_model(nets.discriminator, d_params, d_bs, v, train=True)[0]
+      loss, distance = generator_objective(adv, d(fake), recon, x, d(recon),
+                                           config.mdgan_lambda1, config.mdgan_lambda2)
+      return loss, (g_bs, e_bs, distance)
+
+    ge = {"generator": state.params["generator"], "encoder": state.params["encoder"]}
+    (g_loss, (g_bs, e_bs, distance)), grads = jax.value_and_grad(objective, has_aux=True)(ge)
+    ge, g_opt = apply_gradients(g_tx, ge, state.opt_state["g"], grads)
+    state = state.replace(
+        step=state.step + 1,
+        params={**state.params, **ge, "discriminator": d_params},
+        batch_stats={**bs, "generator": g_bs, "encoder": e_bs, "discriminator": d_bs},
+        opt_state={**state.opt_state, "g": g_opt, "d": d_opt})
+    return state, {**metrics, "g_loss": g_loss, "recon_mse": distance}
+
+  return Strategy(nets=nets, init=init, phases=(Phase("gan", config.steps, step),),
+                  reconstruct_fn=generator_reconstruct(nets), ema_decay=config.ema_decay)

@@ -1,0 +1,7 @@
+"""vaegan: placeholder, being written."""
+
+TECHNIQUES = frozenset()
+
+
+def build(config, spec):
+  raise NotImplementedError("vaegan")

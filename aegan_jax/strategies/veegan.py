@@ -1,0 +1,7 @@
+"""veegan: placeholder, being written."""
+
+TECHNIQUES = frozenset()
+
+
+def build(config, spec):
+  raise NotImplementedError("veegan")
