@@ -46,6 +46,10 @@ class Config:
       "learned",
       "How noise reaches the code space in ae_pretrain: 'gaussian' (a Gaussian fitted to the "
       "training codes, fixed) or 'learned' (the same affine map, then trained adversarially).")
+  code_components: int = _field(
+      1, "ae_pretrain: Gaussian components fitted to the training codes (EM); noise lands in "
+      "one of them, chosen with the fitted weights. 1 = the single Gaussian (PCA map).",
+      strategy="ae_pretrain")
   mlp_hidden: tuple[int, ...] = _field(
       (512, 512), "Hidden widths of the mlp networks (the seed's: 128).")
   dcgan_channels: int = _field(64, "Base channel count of the dcgan networks.")
@@ -155,6 +159,7 @@ def incompatible_fields(saved: dict[str, Any], current: Config) -> list[str]:
 def validate(config: Config) -> Config:
   """Checks values that no registry lookup catches; raises UserError naming the fix."""
   positive_ints = ["steps", "batch_size", "latent_dim", "code_dim", "dcgan_channels",
+                   "code_components",
                    "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "grid_size",
                    "eval_samples"]
   for name in positive_ints:

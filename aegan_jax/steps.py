@@ -33,6 +33,7 @@ class Networks:
   decoder_noise_dim: int = 0
   encoder: Optional[nn.Module] = None
   decoder: Optional[nn.Module] = None
+  mixture_components: int = 1   # > 1: z carries a last uniform column that picks a component
 
   def output(self, logits: jax.Array) -> jax.Array:
     """The decoder's outputs in data space: sigmoid for images, identity for real data."""
@@ -45,8 +46,11 @@ class Networks:
     return jax.random.normal(key, (n, self.decoder_noise_dim))
 
   def latents(self, key: jax.Array, n: int) -> tuple[jax.Array, Optional[jax.Array]]:
-    kz, kn = jax.random.split(key)
-    return jax.random.normal(kz, (n, self.latent_dim)), self.decoder_noise(kn, n)
+    kz, kn, ku = jax.random.split(key, 3)
+    z = jax.random.normal(kz, (n, self.latent_dim))
+    if self.mixture_components > 1:
+      z = jnp.concatenate([z, jax.random.uniform(ku, (n, 1))], axis=-1)
+    return z, self.decoder_noise(kn, n)
 
 
 def ae_step(nets: Networks, tx: optax.GradientTransformation, recon_loss, state: TrainState,

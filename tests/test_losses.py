@@ -69,3 +69,30 @@ def test_stable_at_extreme_logits(name):
   # A confident, wrong discriminator gives a large but exact loss, not inf.
   assert float(loss.d_loss(jnp.array([-200.0]), jnp.array([200.0]))) == pytest.approx(400.0)
   assert np.isfinite(float(losses.bce(jnp.array([300.0]), jnp.array([0.0]))))
+
+
+def test_lsgan_hinge_wgan_by_hand():
+  real, fake = jnp.array([1.5, -0.5]), jnp.array([0.25, -2.0])
+  ls = losses.ADVERSARIAL.get("lsgan")
+  assert float(ls.d_loss(real, fake)) == pytest.approx(
+      0.5 * ((0.5 ** 2 + 1.5 ** 2) / 2 + (0.25 ** 2 + 2.0 ** 2) / 2), rel=1e-6)
+  assert float(ls.g_loss(fake)) == pytest.approx(0.5 * (0.75 ** 2 + 3.0 ** 2) / 2, rel=1e-6)
+  hinge = losses.ADVERSARIAL.get("hinge")
+  # relu(1 - 1.5) = 0, relu(1 + 0.5) = 1.5; relu(1 + 0.25) = 1.25, relu(1 - 2) = 0.
+  assert float(hinge.d_loss(real, fake)) == pytest.approx((0 + 1.5) / 2 + (1.25 + 0) / 2)
+  assert float(hinge.g_loss(fake)) == pytest.approx(-(0.25 - 2.0) / 2)
+  wgan = losses.ADVERSARIAL.get("wgan")
+  assert float(wgan.d_loss(real, fake)) == pytest.approx((0.25 - 2.0) / 2 - (1.5 - 0.5) / 2)
+  assert wgan.needs_lipschitz and not hinge.needs_lipschitz
+
+
+def test_one_sided_label_smoothing_by_hand():
+  real, fake = jnp.array([1.0, -0.5]), jnp.array([0.3])
+  s = 0.1
+  want = (-(0.9 * math.log(sigmoid(1)) + 0.1 * math.log(1 - sigmoid(1)))
+          - (0.9 * math.log(sigmoid(-0.5)) + 0.1 * math.log(1 - sigmoid(-0.5)))) / 2 \
+      - math.log(1 - sigmoid(0.3))
+  assert float(losses.smoothed_d_loss(real, fake, s)) == pytest.approx(want, rel=1e-6)
+  # Without smoothing it is the plain logistic D loss.
+  assert float(losses.smoothed_d_loss(real, fake, 0.0)) == pytest.approx(
+      float(losses.ADVERSARIAL.get("minimax").d_loss(real, fake)), rel=1e-6)

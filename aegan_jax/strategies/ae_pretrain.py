@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from aegan_jax import code_prior
 from aegan_jax.adversarial import Adversary
 from aegan_jax.errors import UserError
 from aegan_jax.losses import RECONSTRUCTION, mse_linear
@@ -41,14 +42,8 @@ TECHNIQUES = GAN_TECHNIQUES
 
 def fit_gaussian_map(codes: np.ndarray, latent_dim: int) -> tuple[np.ndarray, np.ndarray]:
   """(kernel [latent_dim, code_dim], bias [code_dim]) with z @ kernel + bias ~ N(mean, cov)."""
-  codes = np.asarray(codes, np.float64)
-  mean = codes.mean(axis=0)
-  cov = np.cov(codes, rowvar=False)
-  evals, evecs = np.linalg.eigh(cov)
-  top = np.argsort(evals)[::-1][:latent_dim]
-  kernel = np.zeros((latent_dim, codes.shape[1]))
-  kernel[:len(top)] = (evecs[:, top] * np.sqrt(np.clip(evals[top], 0, None))).T
-  return kernel.astype(np.float32), mean.astype(np.float32)
+  m = code_prior.mixture_map(codes, latent_dim, 1)
+  return m["kernel"], m["bias"]
 
 
 def build(config, spec) -> Strategy:
@@ -88,9 +83,10 @@ def build(config, spec) -> Strategy:
     codes = np.concatenate([
         np.asarray(encode(state.params["encoder"], state.batch_stats["encoder"], chunk))
         for chunk in dataset.train_chunks(1000)])
-    kernel, bias = fit_gaussian_map(codes, config.latent_dim)
+    mapping = code_prior.mixture_map(codes, config.latent_dim, config.code_components,
+                                     config.seed)
     copy = lambda tree: jax.tree.map(jnp.copy, tree)  # own buffers: the state is donated
-    g_params = {"mapping": {"kernel": jnp.asarray(kernel), "bias": jnp.asarray(bias)},
+    g_params = {"mapping": jax.tree.map(jnp.asarray, mapping),
                 "decoder": copy(state.params["decoder"])}
     g_bs = ({"decoder": copy(state.batch_stats["decoder"])}
             if state.batch_stats["decoder"] else {})

@@ -118,12 +118,14 @@ def build_networks(config, spec, *, autoencoder: bool) -> Networks:
   arch.check_shape(image_shape)
   decoder = arch.decoder(config, image_shape)
   return Networks(
-      generator=Generator(decoder, config.code_dim if autoencoder else None, spec.unit_range),
+      generator=Generator(decoder, config.code_dim if autoencoder else None, spec.unit_range,
+                          config.code_components if autoencoder else 1),
       discriminator=arch.discriminator(config, image_shape),
       latent_dim=config.latent_dim,
       decoder_noise_dim=config.decoder_noise_dim,
       encoder=arch.encoder(config, image_shape) if autoencoder else None,
       decoder=decoder if autoencoder else None,
+      mixture_components=config.code_components if autoencoder else 1,
   )
 
 

@@ -1,7 +1,128 @@
-"""began: placeholder, being written."""
+"""began: the boundary equilibrium GAN (Berthelot et al. 2017).
 
-TECHNIQUES = frozenset()
+D is an autoencoder (models/composite.py), the same networks as ebgan; the loss of an example
+is its mean absolute reconstruction error, per pixel (the paper's eta = 1):
+
+  L(v) = mean |v - Dec_D(Enc_D(v))|
+
+With gamma = --began_gamma (0.5) and lambda_k = --began_lambda_k (0.001):
+
+  D:  min E L(x) - k_t E L(G(z))
+  G:  min E L(G(z))
+  k_{t+1} = clip(k_t + lambda_k (gamma E L(x) - E L(G(z))), 0, 1)     (k_0 = 0)
+  M = E L(x) + |gamma E L(x) - E L(G(z))|                             (the 'convergence' metric)
+
+The balance k_t is a proportional controller that holds E L(G(z)) = gamma E L(x): while D
+reconstructs fakes too well, k grows and D pushes their loss up; while G falls behind, k
+shrinks and D attends to the data. gamma sets diversity against quality (lower: sharper,
+less diverse). M falls as training converges. Each step is a D update, then a G update
+against the updated D, then the k update from the batch means of the D step's L values;
+k lives in state.extras['k']. --loss does not apply.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from aegan_jax.errors import UserError
+from aegan_jax.models import apply_model
+from aegan_jax.state import adam, apply_gradients
+from aegan_jax.strategies.base import Phase, Strategy, init_networks, new_state
+from aegan_jax.strategies.ebgan import autoencoder_networks, discriminator_reconstruct
+
+# The k_t balance replaces the adversarial game and every D regularizer of adversarial.py;
+# the generator's EMA is applied by the trainer, whatever the strategy.
+TECHNIQUES = frozenset({"ema_decay"})
 
 
-def build(config, spec):
-  raise NotImplementedError("began")
+def l1_energy(x: jax.Array, recon: jax.Array) -> jax.Array:
+  """L(v) = mean |v - D(v)| per example, over every non-batch dimension: shape [B]."""
+  return jnp.mean(jnp.abs(x - recon).reshape(x.shape[0], -1), axis=1)
+
+
+def began_losses(real_l: jax.Array, fake_l: jax.Array, k: jax.Array):
+  """(D loss, G loss) = (E L(x) - k E L(G(z)), E L(G(z))); k is a constant to both."""
+  k = jax.lax.stop_gradient(k)
+  return jnp.mean(real_l) - k * jnp.mean(fake_l), jnp.mean(fake_l)
+
+
+def update_k(k: jax.Array, real_l: jax.Array, fake_l: jax.Array, gamma: float,
+             lambda_k: float) -> jax.Array:
+  """k_{t+1} = clip(k_t + lambda_k (gamma E L(x) - E L(G(z))), 0, 1)."""
+  balance = gamma * jnp.mean(real_l) - jnp.mean(fake_l)
+  return jnp.clip(k + lambda_k * balance, 0.0, 1.0)
+
+
+def convergence(real_l: jax.Array, fake_l: jax.Array, gamma: float) -> jax.Array:
+  """M = E L(x) + |gamma E L(x) - E L(G(z))|."""
+  real = jnp.mean(real_l)
+  return real + jnp.abs(gamma * real - jnp.mean(fake_l))
+
+
+def check(config) -> None:
+  if config.loss != "non_saturating":
+    raise UserError(f"--strategy=began trains its discriminator on its own L1 energy with "
+                    f"the k_t balance; --loss does not apply: drop --loss={config.loss}")
+
+
+def build(config, spec) -> Strategy:
+  nets = autoencoder_networks(config, spec)
+  g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
+  gamma, lambda_k = config.began_gamma, config.began_lambda_k
+
+  def init(key):
+    params, batch_stats = init_networks(nets, jax.random.fold_in(key, 1), spec.shape)
+    opt_state = {"g": g_tx.init(params["generator"]), "d": d_tx.init(params["discriminator"])}
+    return new_state(key, params, batch_stats, opt_state,
+                     extras={"k": jnp.zeros((), jnp.float32)}, config=config)
+
+  def step(state, batch):
+    x = batch["image"]
+    z, _ = nets.latents(state.step_key(), x.shape[0])
+    bs = state.batch_stats
+    k = state.extras["k"]
+
+    # One generator forward pass serves both updates (as in steps.gan_step): the D update
+    # reads the fakes, and G's gradient is the updated D's gradient at them, pulled back.
+    def generate(gp):
+      return apply_model(nets.generator, gp, bs["generator"], z, train=True)
+
+    fake, g_pullback, g_bs = jax.vjp(generate, state.params["generator"], has_aux=True)
+
+    def d_objective(dp):
+      # Real and fake go through D separately, so BatchNorm (dcgan's decoder) never mixes
+      # them; the running statistics are the real batch's.
+      (real_recon, _), d_bs = apply_model(nets.discriminator, dp, bs["discriminator"], x,
+                                          train=True)
+      (fake_recon, _), _ = apply_model(nets.discriminator, dp, bs["discriminator"], fake,
+                                       train=True)
+      real_l, fake_l = l1_energy(x, real_recon), l1_energy(fake, fake_recon)
+      d_loss, _ = began_losses(real_l, fake_l, k)
+      return d_loss, (d_bs, real_l, fake_l)
+
+    (d_loss, (d_bs, real_l, fake_l)), d_grads = jax.value_and_grad(
+        d_objective, has_aux=True)(state.params["discriminator"])
+    d_params, d_opt = apply_gradients(d_tx, state.params["discriminator"], state.opt_state["d"],
+                                      d_grads)
+
+    def g_objective(v):
+      (recon, _), _ = apply_model(nets.discriminator, d_params, d_bs, v, train=True)
+      _, g_loss = began_losses(real_l, l1_energy(v, recon), k)  # reads only L(G(z))
+      return g_loss
+
+    g_loss, fake_grad = jax.value_and_grad(g_objective)(fake)
+    (g_grads,) = g_pullback(fake_grad)
+    g_params, g_opt = apply_gradients(g_tx, state.params["generator"], state.opt_state["g"],
+                                      g_grads)
+    new_k = update_k(k, real_l, fake_l, gamma, lambda_k)
+    state = state.replace(
+        step=state.step + 1,
+        params={**state.params, "generator": g_params, "discriminator": d_params},
+        batch_stats={**bs, "generator": g_bs, "discriminator": d_bs},
+        opt_state={**state.opt_state, "g": g_opt, "d": d_opt},
+        extras={**state.extras, "k": new_k})
+    return state, {"d_loss": d_loss, "g_loss": g_loss, "k": new_k,
+                   "convergence": convergence(real_l, fake_l, gamma),
+                   "real_energy": jnp.mean(real_l), "fake_energy": jnp.mean(fake_l)}
+
+  return Strategy(nets=nets, init=init, phases=(Phase("gan", config.steps, step),),
+                  reconstruct_fn=discriminator_reconstruct(nets), ema_decay=config.ema_decay)

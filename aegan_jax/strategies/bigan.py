@@ -1,7 +1,145 @@
-"""bigan: placeholder, being written."""
+"""bigan: adversarially learned inference (ALI, Dumoulin et al. 2016; BiGAN, Donahue et al. 2016).
 
-TECHNIQUES = frozenset()
+A generator G: z -> x and an encoder E: x -> z, with z ~ N(0, I) of size latent_dim. The
+discriminator sees (x, z) pairs, never x alone: data pairs (x, E(x)) against generated pairs
+(G(z), z). With the game's d_loss (--loss):
+
+  D:     min d_loss(D(x, E(x)), D(G(z), z))                [+ --gp_weight, --r1_weight]
+  G, E:  min d_loss(D(G(z), z), D(x, E(x)))                (the same loss, labels swapped)
+
+At the optimum the two joint distributions q(x) q(z|x) and p(z) p(x|z) agree, so E inverts G
+without any reconstruction term. For the logistic games the swapped loss is
+-E log D(G(z), z) - E log(1 - D(x, E(x))): the non-saturating loss of both players, which is
+what ALI and BiGAN train (so --loss=minimax and --loss=non_saturating give the same step here).
+For lsgan, hinge and wgan, swapping the labels is the natural generalization: G and E chase
+the target of the other side (hinge: E relu(1 - D(G(z), z)) + E relu(1 + D(x, E(x)));
+wgan: E D(x, E(x)) - E D(G(z), z)). One-sided label smoothing is D's regularizer only: the
+G/E loss uses the unsmoothed game, as the generator loss of every other strategy does.
+
+G and E share one objective (one gradient of `encoder_generator_loss` with respect to both)
+and one Adam (--g_lr). The joint D is `JointDiscriminator`: the arch's encoder maps x to
+max(--mlp_hidden) features, z is appended, and an MLP head of --mlp_hidden gives the logit.
+"""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from aegan_jax.adversarial import Adversary, update_discriminator
+from aegan_jax.models import ARCHS, apply_model, init_model
+from aegan_jax.models.composite import JointDiscriminator
+from aegan_jax.models.generator import Generator
+from aegan_jax.state import adam, apply_gradients
+from aegan_jax.steps import Networks
+from aegan_jax.strategies.base import Phase, Strategy, generator_reconstruct, new_state
+
+# No spectral_norm: neither the arch encoders nor JointDiscriminator's head normalize their
+# layers. No feature matching, minibatch discrimination or historical averaging: those belong
+# to gan_step's image D.
+TECHNIQUES = frozenset({"gp_weight", "r1_weight", "n_critic", "label_smoothing", "ema_decay"})
 
 
-def build(config, spec):
-  raise NotImplementedError("bigan")
+def encoder_generator_loss(adv: Adversary, real_pair_logits, fake_pair_logits):
+  """The G/E loss above: D's loss with data and generated pairs swapped (unsmoothed)."""
+  return adv.loss.d_loss(fake_pair_logits, real_pair_logits)
+
+
+def joint_networks(config, spec) -> Networks:
+  """G(z), an encoder x -> z-space (the 'encoder' role), and a joint D(x, z).
+
+  D's x features are max(--mlp_hidden) wide: as wide as the head's widest layer, so x reaches
+  the head through no narrower a bottleneck than the head itself has, and the latent_dim
+  numbers of z sit beside them in the head's first layer (ALI's D likewise embeds x and z
+  separately, then joins them). Shared with veegan, whose reconstructor has the same shape.
+  """
+  arch = ARCHS.get(config.arch)
+  arch.check_shape(spec.shape)
+  features = max(config.mlp_hidden)
+  return Networks(
+      generator=Generator(arch.decoder(config, spec.shape), None, spec.unit_range),
+      discriminator=JointDiscriminator(
+          x_net=arch.encoder(config.replace(code_dim=features), spec.shape),
+          hidden=tuple(config.mlp_hidden)),
+      latent_dim=config.latent_dim,
+      encoder=arch.encoder(config.replace(code_dim=config.latent_dim), spec.shape))
+
+
+def init_joint_networks(nets: Networks, key: jax.Array, image_shape) -> tuple[dict, dict]:
+  """Params and batch stats of G, E and D; D is initialized on an (x, z) pair
+  (base.init_networks would give it an image alone)."""
+  kg, kd, ke = jax.random.split(key, 3)
+  x = jnp.zeros((2, *image_shape), jnp.float32)
+  z = jnp.zeros((2, nets.latent_dim), jnp.float32)
+  params, batch_stats = {}, {}
+  params["generator"], batch_stats["generator"] = init_model(nets.generator, kg, z, None)
+  params["discriminator"], batch_stats["discriminator"] = init_model(nets.discriminator, kd,
+                                                                     (x, z))
+  params["encoder"], batch_stats["encoder"] = init_model(nets.encoder, ke, x)
+  return params, batch_stats
+
+
+def joint_init(nets: Networks, config, spec, g_tx, d_tx):
+  """key -> the step-0 state: G and E under one optimizer ('g'), D under 'd'."""
+  def init(key):
+    params, batch_stats = init_joint_networks(nets, jax.random.fold_in(key, 1), spec.shape)
+    opt_state = {"g": g_tx.init({"generator": params["generator"], "encoder": params["encoder"]}),
+                 "d": d_tx.init(params["discriminator"])}
+    return new_state(key, params, batch_stats, opt_state, config=config)
+  return init
+
+
+def update_every(n_critic: int, step: jax.Array, update, old):
+  """update(None) on every n_critic-th step, else `old` (lax.cond: the skipped branch costs
+  nothing). Both return (params, opt_state, grad_norm)."""
+  if n_critic == 1:
+    return update(None)
+  return jax.lax.cond((step + 1) % n_critic == 0, update, lambda _: old, None)
+
+
+def build(config, spec) -> Strategy:
+  nets = joint_networks(config, spec)
+  g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
+  adv = Adversary.from_config(config)
+
+  def step(state, batch):
+    x = batch["image"]
+    key_z, key_d = jax.random.split(state.step_key())
+    z, _ = nets.latents(key_z, x.shape[0])
+    bs = state.batch_stats
+
+    # G and E run forward once: the D update uses their outputs, and the G/E gradient is the
+    # updated D's gradient at those same outputs pulled back through them (as in gan_step).
+    def forward(p):
+      fake, g_bs = apply_model(nets.generator, p["generator"], bs["generator"], z, train=True)
+      code, e_bs = apply_model(nets.encoder, p["encoder"], bs["encoder"], x, train=True)
+      return (fake, code), (g_bs, e_bs)
+
+    ge = {"generator": state.params["generator"], "encoder": state.params["encoder"]}
+    (fake, code), pullback, (g_bs, e_bs) = jax.vjp(forward, ge, has_aux=True)
+    d_params, d_opt, d_bs, metrics = update_discriminator(adv, nets.discriminator, d_tx, state,
+                                                          (x, code), (fake, z), key_d)
+
+    def objective(outputs):
+      fake, code = outputs
+      d = lambda pair: apply_model(nets.discriminator, d_params, d_bs, pair, train=True)[0]
+      return encoder_generator_loss(adv, d((x, code)), d((fake, z)))
+
+    g_loss, output_grads = jax.value_and_grad(objective)((fake, code))
+
+    def update_ge(_):
+      (grads,) = pullback(output_grads)
+      new_ge, new_opt = apply_gradients(g_tx, ge, state.opt_state["g"], grads)
+      return new_ge, new_opt, optax.tree.norm(grads)
+
+    ge, g_opt, g_norm = update_every(config.n_critic, state.step, update_ge,
+                                     (ge, state.opt_state["g"], jnp.zeros(())))
+    state = state.replace(
+        step=state.step + 1,
+        params={**state.params, **ge, "discriminator": d_params},
+        batch_stats={**bs, "generator": g_bs, "encoder": e_bs, "discriminator": d_bs},
+        opt_state={**state.opt_state, "g": g_opt, "d": d_opt})
+    return state, {**metrics, "g_loss": g_loss, "g_grad_norm": g_norm}
+
+  return Strategy(nets=nets, init=joint_init(nets, config, spec, g_tx, d_tx),
+                  phases=(Phase("gan", config.steps, step),),
+                  reconstruct_fn=generator_reconstruct(nets), ema_decay=config.ema_decay)

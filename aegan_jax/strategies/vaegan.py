@@ -1,7 +1,160 @@
-"""vaegan: placeholder, being written."""
+"""vaegan: the VAE-GAN (Larsen et al. 2016, "Autoencoding beyond pixels using a learned
+similarity metric").
 
-TECHNIQUES = frozenset()
+A VAE whose decoder is the generator G, with its reconstruction error measured in the last
+hidden layer Dis_l of the discriminator instead of in pixels. The encoder E gives the
+posterior q(z|x) = N(mu(x), diag(exp(logvar(x)))) as 2 * latent_dim numbers. With
+eps, z_p ~ N(0, I):
+
+  z = mu + exp(logvar / 2) * eps   (reparameterized),   x~ = G(z),   x_p = G(z_p)
+  L_prior = KL(q(z|x) || N(0, I)) = E_x sum_j 0.5 (mu_j^2 + exp(logvar_j) - 1 - logvar_j)
+  L_llike = mean over batch and features of (Dis_l(x) - Dis_l(x~))^2
+
+  D:    min d_loss(D(x), D([x~; x_p]))                        [+ --gp_weight, --r1_weight]
+  E:    min L_prior + L_llike
+  G:    min gamma L_llike + g_loss(D(x~)) + g_loss(D(x_p))
+
+L_llike is Larsen's -log N(Dis_l(x) | Dis_l(x~), I) up to a constant, as a mean rather than a
+sum over features, so its scale does not grow with D's width. gamma (--vaegan_gamma) weighs
+"content" against "style" in G's loss; Larsen et al. leave it open, 1.0 is our default. The
+paper writes the GAN terms with log(1 - D); we use the game's g_loss (non-saturating by
+default), as Larsen et al.'s code does in practice. D sees both kinds of fake as one batch,
+so its fake term is the mean of the two rather than the paper's sum.
+
+Each network gets exactly its own terms: E no gradient from the GAN terms, G none from
+L_prior (it does not depend on G anyway), D none from L_llike. One forward pass of E and G
+serves the D update and both gradients: its pullback is applied twice, once to the cotangent
+of E's objective and once to G's (the gan_step pattern). E and G share one Adam (--g_lr; Adam
+is per-parameter, so one optimizer over both is two optimizers). With --n_critic=k, E and G
+are updated on every k-th step only. Reconstruction decodes the posterior mean.
+"""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from aegan_jax.adversarial import Adversary, update_discriminator
+from aegan_jax.models import apply_model
+from aegan_jax.state import adam, apply_gradients
+from aegan_jax.strategies.base import (D_TECHNIQUES, Phase, Strategy, generator_reconstruct,
+                                       init_networks, new_state)
+from aegan_jax.strategies.mdgan import encoder_networks
+
+TECHNIQUES = D_TECHNIQUES
 
 
-def build(config, spec):
-  raise NotImplementedError("vaegan")
+def posterior(e: jax.Array, latent_dim: int) -> tuple[jax.Array, jax.Array]:
+  """(mu, logvar) from the encoder's [B, 2 * latent_dim] output."""
+  return e[:, :latent_dim], e[:, latent_dim:]
+
+
+def reparameterize(mu: jax.Array, logvar: jax.Array, eps: jax.Array) -> jax.Array:
+  """z = mu + sigma * eps: a sample of q(z|x) that is differentiable in mu and logvar."""
+  return mu + jnp.exp(0.5 * logvar) * eps
+
+
+def kl_prior(mu: jax.Array, logvar: jax.Array) -> jax.Array:
+  """L_prior: KL(N(mu, diag exp(logvar)) || N(0, I)), summed over dims, mean over the batch."""
+  kl = 0.5 * (jnp.square(mu) + jnp.exp(logvar) - 1.0 - logvar)
+  return jnp.mean(jnp.sum(kl, axis=-1))
+
+
+def feature_reconstruction(f_real: jax.Array, f_fake: jax.Array) -> jax.Array:
+  """L_llike: the squared error between D's features of x and of x~, mean over everything."""
+  return jnp.mean(jnp.square(f_real - f_fake))
+
+
+def encoder_objective(mu, logvar, f_real, f_recon) -> jax.Array:
+  """E's loss: L_prior + L_llike."""
+  return kl_prior(mu, logvar) + feature_reconstruction(f_real, f_recon)
+
+
+def decoder_objective(adv: Adversary, recon_logits, prior_logits, llike, gamma) -> jax.Array:
+  """G's loss from D's logits on x~ and x_p and L_llike: gamma L_llike + the two GAN terms."""
+  return gamma * llike + adv.g_loss(recon_logits) + adv.g_loss(prior_logits)
+
+
+def build(config, spec) -> Strategy:
+  latent_dim = config.latent_dim
+  nets = encoder_networks(config, spec, 2 * latent_dim)
+  g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
+  adv = Adversary.from_config(config)
+
+  def init(key):
+    params, batch_stats = init_networks(nets, jax.random.fold_in(key, 1), spec.shape)
+    opt_state = {"g": g_tx.init({"generator": params["generator"], "encoder": params["encoder"]}),
+                 "d": d_tx.init(params["discriminator"])}
+    return new_state(key, params, batch_stats, opt_state, config=config)
+
+  def step(state, batch):
+    x = batch["image"]
+    n = x.shape[0]
+    key_eps, key_p, key_d = jax.random.split(state.step_key(), 3)
+    eps = jax.random.normal(key_eps, (n, latent_dim))
+    z_p, _ = nets.latents(key_p, n)
+    bs = state.batch_stats
+
+    def autoencode(ep, gp):
+      e, e_bs = apply_model(nets.encoder, ep, bs["encoder"], x, train=True)
+      mu, logvar = posterior(e, latent_dim)
+      # x~ and x_p in one generator batch: BatchNorm normalizes them together, as it will
+      # normalize samples with the running statistics of both.
+      out, g_bs = apply_model(nets.generator, gp, bs["generator"],
+                              jnp.concatenate([reparameterize(mu, logvar, eps), z_p]),
+                              train=True)
+      return (mu, logvar, out), (e_bs, g_bs)
+
+    ge = {"generator": state.params["generator"], "encoder": state.params["encoder"]}
+    (mu, logvar, fakes), ae_pullback, (e_bs, g_bs) = jax.vjp(
+        autoencode, ge["encoder"], ge["generator"], has_aux=True)
+    # The real batch twice, so that real and fake examples pair up one to one (the WGAN-GP
+    # interpolates pairs); every D loss is a mean, so its value and gradient are x's alone.
+    d_params, d_opt, d_bs, metrics = update_discriminator(
+        adv, nets.discriminator, d_tx, state, jnp.concatenate([x, x]), fakes, key_d)
+
+    def d_out(v):  # the updated D's logits and last hidden layer; D's examples are independent
+      return apply_model(nets.discriminator, d_params, d_bs, v, train=True,
+                         with_features=True)[0]
+
+    f_real = d_out(x)[1]
+
+    def objectives(mu, logvar, fakes):
+      logits, feats = d_out(fakes)
+      llike = feature_reconstruction(f_real, feats[:n])
+      return ((encoder_objective(mu, logvar, f_real, feats[:n]),
+               decoder_objective(adv, logits[:n], logits[n:], llike, config.vaegan_gamma)),
+              (kl_prior(mu, logvar), llike))
+
+    (e_loss, g_loss), obj_pullback, (prior, llike) = jax.vjp(objectives, mu, logvar, fakes,
+                                                             has_aux=True)
+    old_opt = state.opt_state["g"]
+
+    def update_ge(_):
+      one, zero = jnp.ones_like(e_loss), jnp.zeros_like(g_loss)
+      # d E's loss / d E's params and d G's loss / d G's params only: the cross terms (G's loss
+      # through x~ into E, E's loss into G) are dead code, which XLA drops.
+      e_grads = ae_pullback(obj_pullback((one, zero)))[0]
+      g_grads = ae_pullback(obj_pullback((zero, one)))[1]
+      grads = {"generator": g_grads, "encoder": e_grads}
+      new_ge, new_opt = apply_gradients(g_tx, ge, old_opt, grads)
+      return new_ge, new_opt, optax.tree.norm(g_grads), optax.tree.norm(e_grads)
+
+    if config.n_critic == 1:
+      new_ge, g_opt, g_norm, e_norm = update_ge(None)
+    else:
+      new_ge, g_opt, g_norm, e_norm = jax.lax.cond(
+          (state.step + 1) % config.n_critic == 0, update_ge,
+          lambda _: (ge, old_opt, jnp.zeros(()), jnp.zeros(())), None)
+
+    state = state.replace(
+        step=state.step + 1,
+        params={**state.params, **new_ge, "discriminator": d_params},
+        batch_stats={**bs, "generator": g_bs, "encoder": e_bs, "discriminator": d_bs},
+        opt_state={**state.opt_state, "g": g_opt, "d": d_opt})
+    return state, {**metrics, "g_loss": g_loss, "e_loss": e_loss, "kl_prior": prior,
+                   "feature_recon": llike, "g_grad_norm": g_norm, "e_grad_norm": e_norm}
+
+  mean_code = lambda e: posterior(e, latent_dim)[0]
+  return Strategy(nets=nets, init=init, phases=(Phase("gan", config.steps, step),),
+                  reconstruct_fn=generator_reconstruct(nets, code=mean_code),
+                  ema_decay=config.ema_decay)

@@ -1,7 +1,102 @@
-"""veegan: placeholder, being written."""
+"""veegan: variational encoder enhancement (Srivastava et al. 2017).
 
-TECHNIQUES = frozenset()
+A generator G: z -> x, z ~ N(0, I) of size latent_dim, and a reconstructor F: x -> z (the
+'encoder' role), trained to invert G. A logistic discriminator on (x, z) pairs tells data pairs
+(x, F(x)), label 1, from generated pairs (G(z), z), label 0:
+
+  D:     min -E log D(x, F(x)) - E log(1 - D(G(z), z))              [+ --gp_weight, --r1_weight]
+  G, F:  min O = -E l(G(z), z) + w E ||z - F(G(z))||^2
+
+l = D's logit and w = --veegan_recon_weight (1). This is Algorithm 1 of the paper: its
+generator term is the discriminator's estimate of log q(generated pair) / p(data pair), which
+with our labels (data pairs = 1) is the minus logit at the optimal D; the l2 term is summed over
+z's dimensions and averaged over the batch. The reconstruction term is what fights mode
+collapse: F must map G's samples back to the z that made them, so G cannot send many z to one x.
+
+F gets its gradient from the reconstruction term only: the adversarial term looks at (G(z), z),
+where z is drawn, not reconstructed, and D's data pairs enter O nowhere. F's codes reach D only
+through D's own update, which does not train F. G and F share one gradient of O and one Adam
+(--g_lr). The generator term needs D's logit to be a log density ratio, so the game must be
+logistic: --loss=non_saturating (the default) or minimax, which are the same step here.
+"""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from aegan_jax.adversarial import Adversary, update_discriminator
+from aegan_jax.errors import UserError
+from aegan_jax.models import apply_model
+from aegan_jax.state import adam, apply_gradients
+from aegan_jax.strategies.base import Phase, Strategy, generator_reconstruct
+from aegan_jax.strategies.bigan import joint_init, joint_networks, update_every
+
+# As bigan: the joint D has no spectral norm, and the image-D techniques of gan_step do not
+# apply. Label smoothing keeps D logistic; its optimal logit becomes log (1 - s) p / (q + s p),
+# with p, q the data and generated pair densities: still increasing in p / q, so it still
+# pulls generated pairs toward the data's, only less steeply.
+TECHNIQUES = frozenset({"gp_weight", "r1_weight", "n_critic", "label_smoothing", "ema_decay"})
 
 
-def build(config, spec):
-  raise NotImplementedError("veegan")
+def check(config) -> None:
+  if config.loss not in ("non_saturating", "minimax"):
+    raise UserError(f"--strategy=veegan reads D's logit as a log density ratio, which needs a "
+                    f"logistic D; --loss={config.loss} has none: use --loss=non_saturating")
+
+
+def generator_objective(fake_pair_logits, z, z_rec, recon_weight):
+  """O above from D's logits on (G(z), z), the drawn z and F(G(z)); returns (O, the l2 term)."""
+  recon = jnp.mean(jnp.sum(jnp.square(z - z_rec), axis=-1))
+  return -jnp.mean(fake_pair_logits) + recon_weight * recon, recon
+
+
+def build(config, spec) -> Strategy:
+  check(config)  # also done by strategies.build; here so no direct caller gets a non-logistic D
+  nets = joint_networks(config, spec)
+  g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
+  adv = Adversary.from_config(config)
+
+  def step(state, batch):
+    x = batch["image"]
+    key_z, key_d = jax.random.split(state.step_key())
+    z, _ = nets.latents(key_z, x.shape[0])
+    bs = state.batch_stats
+
+    # G(z) and F(G(z)) run forward once: the D update uses G(z), and the G/F gradient is the
+    # updated D's gradient at G(z), plus the l2 term's, pulled back through both networks.
+    def forward(p):
+      fake, g_bs = apply_model(nets.generator, p["generator"], bs["generator"], z, train=True)
+      z_rec, e_bs = apply_model(nets.encoder, p["encoder"], bs["encoder"], fake, train=True)
+      return (fake, z_rec), (g_bs, e_bs)
+
+    gf = {"generator": state.params["generator"], "encoder": state.params["encoder"]}
+    (fake, z_rec), pullback, (g_bs, e_bs) = jax.vjp(forward, gf, has_aux=True)
+    # F's codes of the data only label D's real pairs; no gradient reaches F from them.
+    code, _ = apply_model(nets.encoder, gf["encoder"], bs["encoder"], x, train=True)
+    d_params, d_opt, d_bs, metrics = update_discriminator(adv, nets.discriminator, d_tx, state,
+                                                          (x, code), (fake, z), key_d)
+
+    def objective(outputs):
+      fake, z_rec = outputs
+      logits, _ = apply_model(nets.discriminator, d_params, d_bs, (fake, z), train=True)
+      return generator_objective(logits, z, z_rec, config.veegan_recon_weight)
+
+    (g_loss, z_recon), output_grads = jax.value_and_grad(objective, has_aux=True)((fake, z_rec))
+
+    def update_gf(_):
+      (grads,) = pullback(output_grads)
+      new_gf, new_opt = apply_gradients(g_tx, gf, state.opt_state["g"], grads)
+      return new_gf, new_opt, optax.tree.norm(grads)
+
+    gf, g_opt, g_norm = update_every(config.n_critic, state.step, update_gf,
+                                     (gf, state.opt_state["g"], jnp.zeros(())))
+    state = state.replace(
+        step=state.step + 1,
+        params={**state.params, **gf, "discriminator": d_params},
+        batch_stats={**bs, "generator": g_bs, "encoder": e_bs, "discriminator": d_bs},
+        opt_state={**state.opt_state, "g": g_opt, "d": d_opt})
+    return state, {**metrics, "g_loss": g_loss, "z_recon": z_recon, "g_grad_norm": g_norm}
+
+  return Strategy(nets=nets, init=joint_init(nets, config, spec, g_tx, d_tx),
+                  phases=(Phase("gan", config.steps, step),),
+                  reconstruct_fn=generator_reconstruct(nets), ema_decay=config.ema_decay)
