@@ -35,8 +35,10 @@ def supporters() -> dict[str, set[str]]:
 def check(config) -> None:
   """Refuses, before anything is loaded or written, options the strategy cannot use."""
   module = STRATEGIES.get(config.strategy)
-  check_options(config, config.strategy, module.TECHNIQUES, supporters())
+  # The strategy's own rule first: e.g. began refuses --loss=wgan outright, rather than asking
+  # for a gradient penalty it would then refuse too.
   getattr(module, "check", lambda c: None)(config)
+  check_options(config, config.strategy, module.TECHNIQUES, supporters())
 
 
 def build(config, spec) -> Strategy:
