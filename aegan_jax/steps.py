@@ -93,6 +93,14 @@ class GeneratorTechniques:
                config.historical_weight)
 
 
+def update_every(n_critic: int, step: jax.Array, update, old):
+  """update(None) on every n_critic-th step, else `old` (lax.cond: the skipped branch costs
+  nothing). `update` returns what `old` holds, e.g. (params, opt_state, grad_norm)."""
+  if n_critic == 1:
+    return update(None)
+  return jax.lax.cond((step + 1) % n_critic == 0, update, lambda _: old, None)
+
+
 def historical_extras(params) -> dict:
   """The extras that historical averaging needs: the running means of G and D, and a count."""
   copy = lambda tree: jax.tree.map(jnp.copy, tree)
@@ -158,12 +166,8 @@ def gan_step(nets: Networks, g_tx: optax.GradientTransformation,
     new_g, new_opt = apply_gradients(g_tx, old_g, old_opt, g_grads)
     return new_g, new_opt, optax.tree.norm(g_grads)
 
-  if tech.n_critic == 1:
-    g_params, g_opt, g_norm = update_g(None)
-  else:
-    g_params, g_opt, g_norm = jax.lax.cond(
-        (state.step + 1) % tech.n_critic == 0, update_g,
-        lambda _: (old_g, old_opt, jnp.zeros(())), None)
+  g_params, g_opt, g_norm = update_every(tech.n_critic, state.step, update_g,
+                                         (old_g, old_opt, jnp.zeros(())))
 
   extras = state.extras
   if tech.historical_weight:

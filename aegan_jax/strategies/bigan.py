@@ -30,7 +30,7 @@ from aegan_jax.models import ARCHS, apply_model, init_model
 from aegan_jax.models.composite import JointDiscriminator
 from aegan_jax.models.generator import Generator
 from aegan_jax.state import adam, apply_gradients
-from aegan_jax.steps import Networks
+from aegan_jax.steps import Networks, update_every
 from aegan_jax.strategies.base import Phase, Strategy, generator_reconstruct, new_state
 
 # No spectral_norm: neither the arch encoders nor JointDiscriminator's head normalize their
@@ -86,14 +86,6 @@ def joint_init(nets: Networks, config, spec, g_tx, d_tx):
                  "d": d_tx.init(params["discriminator"])}
     return new_state(key, params, batch_stats, opt_state, config=config)
   return init
-
-
-def update_every(n_critic: int, step: jax.Array, update, old):
-  """update(None) on every n_critic-th step, else `old` (lax.cond: the skipped branch costs
-  nothing). Both return (params, opt_state, grad_norm)."""
-  if n_critic == 1:
-    return update(None)
-  return jax.lax.cond((step + 1) % n_critic == 0, update, lambda _: old, None)
 
 
 def build(config, spec) -> Strategy:

@@ -22,7 +22,7 @@ from aegan_jax.adversarial import Adversary, update_discriminator
 from aegan_jax.models import ARCHS, apply_model
 from aegan_jax.models.generator import Generator
 from aegan_jax.state import adam, apply_gradients
-from aegan_jax.steps import Networks
+from aegan_jax.steps import Networks, update_every
 from aegan_jax.strategies.base import (D_TECHNIQUES, Phase, Strategy, generator_reconstruct,
                                        init_networks, new_state)
 
@@ -80,7 +80,10 @@ def build(config, spec) -> Strategy:
 
     ge = {"generator": state.params["generator"], "encoder": state.params["encoder"]}
     (g_loss, (g_bs, e_bs, distance)), grads = jax.value_and_grad(objective, has_aux=True)(ge)
-    ge, g_opt = apply_gradients(g_tx, ge, state.opt_state["g"], grads)
+    ge, g_opt = update_every(
+        config.n_critic, state.step,
+        lambda _: apply_gradients(g_tx, ge, state.opt_state["g"], grads),
+        (ge, state.opt_state["g"]))
     state = state.replace(
         step=state.step + 1,
         params={**state.params, **ge, "discriminator": d_params},

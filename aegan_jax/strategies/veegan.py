@@ -29,7 +29,8 @@ from aegan_jax.errors import UserError
 from aegan_jax.models import apply_model
 from aegan_jax.state import adam, apply_gradients
 from aegan_jax.strategies.base import Phase, Strategy, generator_reconstruct
-from aegan_jax.strategies.bigan import joint_init, joint_networks, update_every
+from aegan_jax.steps import update_every
+from aegan_jax.strategies.bigan import joint_init, joint_networks
 
 # As bigan: the joint D has no spectral norm, and the image-D techniques of gan_step do not
 # apply. Label smoothing keeps D logistic; its optimal logit becomes log (1 - s) p / (q + s p),
