@@ -31,7 +31,7 @@ from aegan_jax.models import ARCHS, apply_model, init_model
 from aegan_jax.models.generator import Generator
 from aegan_jax.models.mlp import MLPDiscriminator
 from aegan_jax.state import adam, apply_gradients
-from aegan_jax.steps import Networks
+from aegan_jax.steps import Networks, update_every
 from aegan_jax.strategies.base import (D_TECHNIQUES, Phase, Strategy, generator_reconstruct,
                                        new_state)
 
@@ -125,12 +125,8 @@ def build(config, spec) -> Strategy:
       new_e, new_opt = apply_gradients(e_tx, old_e, old_opt, e_grads)
       return new_e, new_opt, optax.tree.norm(e_grads)
 
-    if config.n_critic == 1:
-      e_params, e_opt, e_norm = update_e(None)
-    else:
-      e_params, e_opt, e_norm = jax.lax.cond(
-          (state.step + 1) % config.n_critic == 0, update_e,
-          lambda _: (old_e, old_opt, jnp.zeros(())), None)
+    e_params, e_opt, e_norm = update_every(config.n_critic, state.step, update_e,
+                                           (old_e, old_opt, jnp.zeros(())))
 
     state = state.replace(
         step=state.step + 1,
