@@ -101,6 +101,17 @@ def update_every(n_critic: int, step: jax.Array, update, old):
   return jax.lax.cond((step + 1) % n_critic == 0, update, lambda _: old, None)
 
 
+def pullback_update(tx: optax.GradientTransformation, params, opt_state, pullback, cotangent,
+                    n_critic: int, step: jax.Array):
+  """Applies the gradient that `pullback` (from jax.vjp of the networks' forward pass) gives
+  for `cotangent`, on every n_critic-th step; returns (params, opt_state, grad_norm)."""
+  def update(_):
+    (grads,) = pullback(cotangent)
+    new_params, new_opt = apply_gradients(tx, params, opt_state, grads)
+    return new_params, new_opt, optax.tree.norm(grads)
+  return update_every(n_critic, step, update, (params, opt_state, jnp.zeros(())))
+
+
 def historical_extras(params) -> dict:
   """The extras that historical averaging needs: the running means of G and D, and a count."""
   copy = lambda tree: jax.tree.map(jnp.copy, tree)

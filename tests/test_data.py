@@ -1,7 +1,6 @@
 """Datasets through TFDS: the offline default, preparing from local files, on-device batches."""
 
 import os
-import shutil
 import time
 
 import jax

@@ -1,7 +1,5 @@
 """The two pure steps and the ae_pretrain transition, on real digits."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np

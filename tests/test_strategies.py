@@ -9,7 +9,6 @@ import pytest
 from aegan_jax import data, strategies
 from aegan_jax.config import Config
 from aegan_jax.data import pipeline
-from aegan_jax.errors import UserError
 
 NAMES = strategies.STRATEGIES.names()
 

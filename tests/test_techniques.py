@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aegan_jax import adversarial, strategies
+from aegan_jax import strategies
 from aegan_jax.adversarial import Adversary
 from aegan_jax.config import Config
 from aegan_jax.errors import UserError
@@ -99,7 +99,6 @@ def test_n_critic_updates_the_generator_every_nth_step():
 
 def test_historical_average_is_the_running_mean():
   _, grid, strategy = _grid_strategy(historical_weight=0.01)
-  means = []
   state = strategy.init(jax.random.key(0))
   seen = [state.params["discriminator"]]
   fn = jax.jit(strategy.phases[-1].step)

@@ -27,7 +27,7 @@ from aegan_jax.errors import UserError
 from aegan_jax.models import apply_model
 from aegan_jax.state import adam, apply_gradients
 from aegan_jax.strategies.base import Phase, Strategy, init_networks, new_state
-from aegan_jax.strategies.ebgan import autoencoder_networks, discriminator_reconstruct
+from aegan_jax.strategies.ebgan import autoencoder_networks, discriminator_reconstruct, energies
 
 # The k_t balance replaces the adversarial game and every D regularizer of adversarial.py;
 # the generator's EMA is applied by the trainer, whatever the strategy.
@@ -89,13 +89,7 @@ def build(config, spec) -> Strategy:
     fake, g_pullback, g_bs = jax.vjp(generate, state.params["generator"], has_aux=True)
 
     def d_objective(dp):
-      # Real and fake go through D separately, so BatchNorm (dcgan's decoder) never mixes
-      # them; the running statistics are the real batch's.
-      (real_recon, _), d_bs = apply_model(nets.discriminator, dp, bs["discriminator"], x,
-                                          train=True)
-      (fake_recon, _), _ = apply_model(nets.discriminator, dp, bs["discriminator"], fake,
-                                       train=True)
-      real_l, fake_l = l1_energy(x, real_recon), l1_energy(fake, fake_recon)
+      real_l, fake_l, d_bs = energies(nets, dp, bs["discriminator"], x, fake, l1_energy)
       d_loss, _ = began_losses(real_l, fake_l, k)
       return d_loss, (d_bs, real_l, fake_l)
 

@@ -23,14 +23,13 @@ max(--mlp_hidden) features, z is appended, and an MLP head of --mlp_hidden gives
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from aegan_jax.adversarial import Adversary, update_discriminator
 from aegan_jax.models import ARCHS, apply_model, init_model
 from aegan_jax.models.composite import JointDiscriminator
 from aegan_jax.models.generator import Generator
-from aegan_jax.state import adam, apply_gradients
-from aegan_jax.steps import Networks, update_every
+from aegan_jax.state import adam
+from aegan_jax.steps import Networks, pullback_update
 from aegan_jax.strategies.base import Phase, Strategy, generator_reconstruct, new_state
 
 # No spectral_norm: neither the arch encoders nor JointDiscriminator's head normalize their
@@ -118,13 +117,8 @@ def build(config, spec) -> Strategy:
 
     g_loss, output_grads = jax.value_and_grad(objective)((fake, code))
 
-    def update_ge(_):
-      (grads,) = pullback(output_grads)
-      new_ge, new_opt = apply_gradients(g_tx, ge, state.opt_state["g"], grads)
-      return new_ge, new_opt, optax.tree.norm(grads)
-
-    ge, g_opt, g_norm = update_every(config.n_critic, state.step, update_ge,
-                                     (ge, state.opt_state["g"], jnp.zeros(())))
+    ge, g_opt, g_norm = pullback_update(g_tx, ge, state.opt_state["g"], pullback,
+                                         output_grads, config.n_critic, state.step)
     state = state.replace(
         step=state.step + 1,
         params={**state.params, **ge, "discriminator": d_params},

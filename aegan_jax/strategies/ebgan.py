@@ -95,6 +95,15 @@ def discriminator_reconstruct(nets: Networks):
   return reconstruct
 
 
+def energies(nets: Networks, d_params, d_bs, real, fake, energy_fn):
+  """(real energies, fake energies, D's new batch stats) through D's autoencoder. Real and
+  fake go through D separately, so BatchNorm (dcgan's decoder) never mixes them; the running
+  statistics are the real batch's."""
+  (real_recon, _), new_bs = apply_model(nets.discriminator, d_params, d_bs, real, train=True)
+  (fake_recon, _), _ = apply_model(nets.discriminator, d_params, d_bs, fake, train=True)
+  return energy_fn(real, real_recon), energy_fn(fake, fake_recon), new_bs
+
+
 def build(config, spec) -> Strategy:
   nets = autoencoder_networks(config, spec)
   g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
@@ -118,13 +127,7 @@ def build(config, spec) -> Strategy:
     fake, g_pullback, g_bs = jax.vjp(generate, state.params["generator"], has_aux=True)
 
     def d_objective(dp):
-      # Real and fake go through D separately, so BatchNorm (dcgan's decoder) never mixes
-      # them; the running statistics are the real batch's.
-      (real_recon, _), d_bs = apply_model(nets.discriminator, dp, bs["discriminator"], x,
-                                          train=True)
-      (fake_recon, _), _ = apply_model(nets.discriminator, dp, bs["discriminator"], fake,
-                                       train=True)
-      real_e, fake_e = energy(x, real_recon), energy(fake, fake_recon)
+      real_e, fake_e, d_bs = energies(nets, dp, bs["discriminator"], x, fake, energy)
       return discriminator_loss(real_e, fake_e, margin), (d_bs, real_e, fake_e)
 
     (d_loss, (d_bs, real_e, fake_e)), d_grads = jax.value_and_grad(

@@ -22,14 +22,13 @@ logistic: --loss=non_saturating (the default) or minimax, which are the same ste
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from aegan_jax.adversarial import Adversary, update_discriminator
 from aegan_jax.errors import UserError
 from aegan_jax.models import apply_model
-from aegan_jax.state import adam, apply_gradients
+from aegan_jax.state import adam
 from aegan_jax.strategies.base import Phase, Strategy, generator_reconstruct
-from aegan_jax.steps import update_every
+from aegan_jax.steps import pullback_update
 from aegan_jax.strategies.bigan import joint_init, joint_networks
 
 # As bigan: the joint D has no spectral norm, and the image-D techniques of gan_step do not
@@ -84,13 +83,8 @@ def build(config, spec) -> Strategy:
 
     (g_loss, z_recon), output_grads = jax.value_and_grad(objective, has_aux=True)((fake, z_rec))
 
-    def update_gf(_):
-      (grads,) = pullback(output_grads)
-      new_gf, new_opt = apply_gradients(g_tx, gf, state.opt_state["g"], grads)
-      return new_gf, new_opt, optax.tree.norm(grads)
-
-    gf, g_opt, g_norm = update_every(config.n_critic, state.step, update_gf,
-                                     (gf, state.opt_state["g"], jnp.zeros(())))
+    gf, g_opt, g_norm = pullback_update(g_tx, gf, state.opt_state["g"], pullback,
+                                         output_grads, config.n_critic, state.step)
     state = state.replace(
         step=state.step + 1,
         params={**state.params, **gf, "discriminator": d_params},
