@@ -116,6 +116,18 @@ def mean_se(values) -> tuple[float, float]:
   return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
 
 
+def cell(values, digits: int) -> str:
+  """'mean ± se' over the seeds; a reverse KL is undefined for a seed without one HQ
+  sample: those seeds are left out and counted."""
+  finite = [v for v in values if v is not None and np.isfinite(v)]
+  if not finite:
+    return "undefined (no HQ sample)"
+  m, se = mean_se(finite)
+  out = f"{m:.{digits}f} ± {se:.{digits}f}"
+  return out if len(finite) == len(values) else f"{out} ({len(values) - len(finite)} of " \
+      f"{len(values)} seeds: no HQ sample)"
+
+
 def stacked_table(results: dict, base: config_lib.Config, command: str) -> str:
   runs = [r for rs in results.values() for r in rs]
   accuracy = runs[0]["protocol"].get("classifier_test_accuracy") if runs else None
@@ -139,9 +151,9 @@ def stacked_table(results: dict, base: config_lib.Config, command: str) -> str:
     rs = results.get(("stacked_mnist", entry))
     if not rs:
       continue
-    m, se = mean_se([r["modes_captured"] for r in rs])
-    k, kse = mean_se([r["reverse_kl"] for r in rs])
-    lines.append(f"| **{entry}** (ours) | this repo | {m:.1f} ± {se:.1f} | {k:.3f} ± {kse:.3f} |")
+    lines.append(f"| **{entry}** (ours) | this repo | "
+                 f"{cell([r['modes_captured'] for r in rs], 1)} | "
+                 f"{cell([r['reverse_kl'] for r in rs], 3)} |")
   for method, modes, kl, source in PUBLISHED_STACKED:
     lines.append(f"| {method} | {source} | {modes} | {kl} |")
   lines += ["", f"Per-seed results: `eval_modes.json` in each run's workdir under `{FLAGS.root}`.",
@@ -176,9 +188,7 @@ def table(results: dict, base: config_lib.Config, command: str) -> str:
         continue
       for col in cols:
         key = "modes_captured" if col == "modes" else col
-        m, se = mean_se([r[key] for r in runs])
-        d = 3 if col == "reverse_kl" else 1
-        cells.append(f"{m:.{d}f} ± {se:.{d}f}")
+        cells.append(cell([r[key] for r in runs], 3 if col == "reverse_kl" else 1))
     lines.append(f"| **{strategy}** (ours) | this repo | " + " | ".join(cells) + " |")
   for row in PUBLISHED:  # as published, digits included
     lines.append(f"| {row[0]} | {row[1]} | " + " | ".join(

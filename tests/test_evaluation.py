@@ -67,7 +67,7 @@ def test_train_then_evaluate_ring(data_dir, tmp_path):
 def test_benchmark_modes_writes_the_table(data_dir, tmp_path):
   out = tmp_path / "modes.md"
   args = [f"--root={tmp_path / 'runs'}", f"--out={out}", "--datasets=ring",
-          "--strategies=gan,ae_pretrain", "--seeds=2", "--mlp_hidden=16", "--latent_dim=2",
+          "--strategies=gan,ae_pretrain[code_components=2;code_mapping=gaussian]", "--seeds=2", "--mlp_hidden=16", "--latent_dim=2",
           "--code_dim=2", "--batch_size=64", "--steps=60", "--pretrain_steps=30",
           "--eval_every=0", "--log_every=30"]
   proc = run_module("scripts.benchmark_modes", *args, data_dir=data_dir, timeout=600)
@@ -76,6 +76,7 @@ def test_benchmark_modes_writes_the_table(data_dir, tmp_path):
   assert "python -m scripts.benchmark_modes" in text and "--seeds=2" in text
   ours = [l for l in text.splitlines() if "(ours)" in l]
   assert len(ours) == 2 and all("±" in l for l in ours)
+  assert "**ae_pretrain[code_components=2;code_mapping=gaussian]** (ours)" in text
   assert "| VEEGAN | VEEGAN Table 1 |" in text and "PacGAN4" in text
   # Per-seed results are kept; a second invocation reuses them instead of retraining.
   results = sorted((tmp_path / "runs").glob("*/eval_modes.json"))
@@ -83,6 +84,11 @@ def test_benchmark_modes_writes_the_table(data_dir, tmp_path):
   stamp = [p.stat().st_mtime_ns for p in results]
   again = run_module("scripts.benchmark_modes", *args, data_dir=data_dir, timeout=600)
   assert again.returncode == 0 and [p.stat().st_mtime_ns for p in results] == stamp
+  saved = json.loads(next(p for p in results if "components" in str(p)).read_text())
+  assert saved["config"]["code_components"] == 2 and saved["config"]["code_mapping"] == "gaussian"
+  bad = run_module("scripts.benchmark_modes", *args[:3], "--strategies=gan[stepz=3]",
+                   data_dir=data_dir)
+  assert bad.returncode == 2 and "'stepz=3' is not flag=value with a train flag" in bad.stderr
 
 
 def test_evaluate_bad_inputs_are_one_line(tiny, data_dir, tmp_path):
