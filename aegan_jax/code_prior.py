@@ -22,13 +22,22 @@ def affine_from_gaussian(mean: np.ndarray, cov: np.ndarray, latent_dim: int):
 
 
 def fit_mixture(codes: np.ndarray, components: int, seed: int = 0, iterations: int = 100,
-                max_points: int = 10_000):
+                max_points: int = 10_000, restarts: int = 1):
   """A full-covariance Gaussian mixture by EM (k-means++ start): (weights [K], means [K, d],
-  covariances [K, d, d]). At most `max_points` codes (a fixed random subset) enter the fit."""
+  covariances [K, d, d]). At most `max_points` codes (a fixed random subset) enter the fit.
+  With `restarts` > 1, EM runs from that many starts and the fit of highest likelihood wins:
+  one run can end with a component stretched over two clusters (a local optimum), which the
+  decoder turns into a line of samples between modes."""
   rng = np.random.default_rng(seed)
   x = np.asarray(codes, np.float64)
   if len(x) > max_points:
     x = x[rng.choice(len(x), max_points, replace=False)]
+  fits = [_em(x, components, rng, iterations) for _ in range(restarts)]
+  return max(fits, key=lambda fit: fit[0])[1:]
+
+
+def _em(x: np.ndarray, components: int, rng: np.random.Generator, iterations: int):
+  """(mean log-likelihood, weights, means, covariances) of one EM run."""
   n, d = x.shape
   k = min(components, n)
   means = [x[rng.integers(n)]]
@@ -50,7 +59,10 @@ def fit_mixture(codes: np.ndarray, components: int, seed: int = 0, iterations: i
     diff = x[None] - means[:, None]                                  # [K, n, d]
     covs = (np.einsum("kni,knj->kij", resp.T[:, :, None] * diff, diff, optimize=True)
             / nk[:, None, None] + reg)
-  return weights, means, covs
+  log_p = _log_gaussians(x, means, covs) + np.log(weights)
+  top = log_p.max(axis=1, keepdims=True)
+  log_likelihood = float(np.mean(top[:, 0] + np.log(np.exp(log_p - top).sum(axis=1))))
+  return log_likelihood, weights, means, covs
 
 
 def _log_gaussians(x, means, covs):
@@ -61,7 +73,8 @@ def _log_gaussians(x, means, covs):
   return (-0.5 * (sol ** 2).sum(1) - log_det[:, None] - 0.5 * x.shape[1] * np.log(2 * np.pi)).T
 
 
-def mixture_map(codes: np.ndarray, latent_dim: int, components: int, seed: int = 0):
+def mixture_map(codes: np.ndarray, latent_dim: int, components: int, seed: int = 0,
+                restarts: int = 1):
   """The generator's mapping parameters for `components` (1: the single Gaussian, no EM):
   {'kernel': [latent_dim, d], 'bias': [d]} or {'kernel': [K, latent_dim, d], 'bias': [K, d],
   'logits': [K]}, float32."""
@@ -69,7 +82,7 @@ def mixture_map(codes: np.ndarray, latent_dim: int, components: int, seed: int =
   if components == 1:
     kernel, bias = affine_from_gaussian(codes.mean(0), np.cov(codes, rowvar=False), latent_dim)
     return {"kernel": kernel.astype(np.float32), "bias": bias.astype(np.float32)}
-  weights, means, covs = fit_mixture(codes, components, seed)
+  weights, means, covs = fit_mixture(codes, components, seed, restarts=restarts)
   maps = [affine_from_gaussian(m, c, latent_dim) for m, c in zip(means, covs)]
   return {"kernel": np.stack([m[0] for m in maps]).astype(np.float32),
           "bias": np.stack([m[1] for m in maps]).astype(np.float32),

@@ -46,9 +46,16 @@ class Config:
       "learned",
       "How noise reaches the code space in ae_pretrain: 'gaussian' (a Gaussian fitted to the "
       "training codes, fixed) or 'learned' (the same affine map, then trained adversarially).")
+  ae_lr_decay: bool = _field(
+      False, "ae_pretrain: cosine-decay the autoencoder's learning rate to 0 over "
+      "--pretrain_steps (a constant Adam step leaves the codes, and so the decoder's precision, "
+      "noisy).", strategy="ae_pretrain")
   code_components: int = _field(
       1, "ae_pretrain: Gaussian components fitted to the training codes (EM); noise lands in "
       "one of them, chosen with the fitted weights. 1 = the single Gaussian (PCA map).",
+      strategy="ae_pretrain")
+  code_fit_restarts: int = _field(
+      1, "ae_pretrain: EM starts for the code mixture; the most likely fit is kept.",
       strategy="ae_pretrain")
   mlp_hidden: tuple[int, ...] = _field(
       (512, 512), "Hidden widths of the mlp networks (the seed's: 128).")
@@ -159,7 +166,7 @@ def incompatible_fields(saved: dict[str, Any], current: Config) -> list[str]:
 def validate(config: Config) -> Config:
   """Checks values that no registry lookup catches; raises UserError naming the fix."""
   positive_ints = ["steps", "batch_size", "latent_dim", "code_dim", "dcgan_channels",
-                   "code_components",
+                   "code_components", "code_fit_restarts",
                    "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "grid_size",
                    "eval_samples"]
   for name in positive_ints:

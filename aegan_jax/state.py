@@ -27,7 +27,7 @@ class TrainState:
     return jax.random.fold_in(jax.random.wrap_key_data(self.rng), self.step)
 
 
-def adam(lr: float, config) -> optax.GradientTransformation:
+def adam(lr: float | optax.Schedule, config) -> optax.GradientTransformation:
   return optax.adam(lr, b1=config.adam_b1, b2=config.adam_b2)
 
 

@@ -123,7 +123,7 @@ def cell(values, digits: int) -> str:
   if not finite:
     return "undefined (no HQ sample)"
   m, se = mean_se(finite)
-  out = f"{m:.{digits}f} ± {se:.{digits}f}"
+  out = f"{m:.{digits}f} ± {se:.{digits}f}" if len(finite) > 1 else f"{m:.{digits}f}"
   return out if len(finite) == len(values) else f"{out} ({len(values) - len(finite)} of " \
       f"{len(values)} seeds: no HQ sample)"
 
@@ -144,8 +144,8 @@ def stacked_table(results: dict, base: config_lib.Config, command: str) -> str:
       + f", latent {base.latent_dim}, code {base.code_dim}, batch {base.batch_size}, "
       f"{base.steps} adversarial steps (+{base.pretrain_steps} autoencoder steps for "
       f"ae_pretrain), Adam lr g {base.g_lr} / d {base.d_lr}, beta1 {base.adam_b1}, loss "
-      f"{base.loss}. The published rows use DCGAN-family networks trained far longer; compare "
-      f"strategies within our rows first.", "",
+      f"{base.loss}; a row's [flag=value] overrides these. The published rows use DCGAN-family "
+      f"networks trained far longer; compare strategies within our rows first.", "",
       "| method | source | modes /1000 | reverse KL |", "|---|---|---|---|"]
   for entry in FLAGS.strategies:
     rs = results.get(("stacked_mnist", entry))
@@ -174,7 +174,8 @@ def table(results: dict, base: config_lib.Config, command: str) -> str:
       f"latent {base.latent_dim}, code {base.code_dim}, batch {base.batch_size}, "
       f"{base.steps} adversarial steps (+{base.pretrain_steps} autoencoder steps for "
       f"ae_pretrain), Adam lr g {base.g_lr} / d {base.d_lr}, beta1 {base.adam_b1}, "
-      f"loss {base.loss}. Published rows use other architectures and budgets (VEEGAN's and "
+      f"loss {base.loss}; a row's [flag=value] overrides these. Published rows use other "
+      f"architectures and budgets (VEEGAN's and "
       f"PacGAN's own), so compare strategies within our rows first.", "",
       "| method | source | ring modes /8 | ring % HQ | ring rev-KL | grid modes /25 | grid % HQ "
       "| grid rev-KL |",

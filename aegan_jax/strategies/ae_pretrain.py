@@ -51,7 +51,9 @@ def build(config, spec) -> Strategy:
     raise UserError("--strategy=ae_pretrain needs --pretrain_steps > 0; "
                     "for no pretraining use --strategy=gan")
   nets = build_networks(config, spec, autoencoder=True)
-  ae_tx, d_tx = adam(config.ae_lr, config), adam(config.d_lr, config)
+  ae_lr = (optax.cosine_decay_schedule(config.ae_lr, config.pretrain_steps)
+           if config.ae_lr_decay else config.ae_lr)
+  ae_tx, d_tx = adam(ae_lr, config), adam(config.d_lr, config)
   if config.code_mapping == "gaussian":  # keep the fitted map fixed, train the decoder only
     g_tx = optax.multi_transform(
         {"train": adam(config.g_lr, config), "fixed": optax.set_to_zero()},
@@ -84,7 +86,7 @@ def build(config, spec) -> Strategy:
         np.asarray(encode(state.params["encoder"], state.batch_stats["encoder"], chunk))
         for chunk in dataset.train_chunks(1000)])
     mapping = code_prior.mixture_map(codes, config.latent_dim, config.code_components,
-                                     config.seed)
+                                     config.seed, config.code_fit_restarts)
     copy = lambda tree: jax.tree.map(jnp.copy, tree)  # own buffers: the state is donated
     g_params = {"mapping": jax.tree.map(jnp.asarray, mapping),
                 "decoder": copy(state.params["decoder"])}

@@ -1,0 +1,70 @@
+"""The Gaussian-mixture code prior: the EM fit, the generator's mixture map, ae_pretrain with it."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from aegan_jax import code_prior, data, strategies
+from aegan_jax.config import Config
+from aegan_jax.models.generator import MixtureMap
+from tests.test_strategies import run_steps
+
+
+def _clusters(seed=0):
+  rng = np.random.default_rng(seed)
+  means = np.array([[0, 0, 0], [5, 0, 0], [0, 5, 0], [0, 0, 5]], float)
+  weights = np.array([0.1, 0.2, 0.3, 0.4])
+  labels = rng.choice(4, size=4000, p=weights)
+  return means, weights, means[labels] + 0.1 * rng.normal(size=(4000, 3))
+
+
+def _log_likelihood(x, fit):
+  weights, means, covs = fit
+  log_p = code_prior._log_gaussians(x, means, covs) + np.log(weights)
+  return float(np.mean(np.log(np.exp(log_p).sum(axis=1))))
+
+
+def test_em_recovers_separated_clusters():
+  means, weights, x = _clusters()
+  w, m, c = code_prior.fit_mixture(x, 4, seed=0, restarts=3)
+  order = np.argsort(m @ np.array([1.0, 10.0, 100.0]))  # match components to clusters
+  np.testing.assert_allclose(m[order], means, atol=0.05)
+  np.testing.assert_allclose(w[order], weights, atol=0.03)
+  np.testing.assert_allclose(c[order], np.broadcast_to(0.01 * np.eye(3), (4, 3, 3)), atol=0.003)
+
+
+def test_restarts_keep_the_most_likely_fit():
+  _, _, x = _clusters(1)
+  one = code_prior.fit_mixture(x, 6, seed=3, restarts=1)
+  best = code_prior.fit_mixture(x, 6, seed=3, restarts=4)  # its first start is `one`'s
+  assert _log_likelihood(x, best) >= _log_likelihood(x, one) - 1e-9
+
+
+def test_mixture_map_draws_components_with_their_weights():
+  bias = jnp.array([[-10.0, -10.0], [10.0, 10.0]])
+  params = {"kernel": jnp.ones((2, 3, 2)), "bias": bias,
+            "logits": jnp.log(jnp.array([0.25, 0.75]))}
+  kz, ku = jax.random.split(jax.random.key(0))
+  z = 0.01 * jax.random.normal(kz, (20000, 3))
+  h = MixtureMap(code_dim=2, components=2).apply(
+      {"params": params}, jnp.concatenate([z, jax.random.uniform(ku, (20000, 1))], axis=-1))
+  upper = np.asarray(h[:, 0] > 0)
+  assert abs(upper.mean() - 0.75) < 0.02
+  # Within a component: bias + z @ kernel, here bias + sum(z) in each coordinate.
+  np.testing.assert_allclose(np.asarray(h[upper][:, 0]), 10.0 + np.asarray(z[upper].sum(1)),
+                             atol=1e-5)
+
+
+def test_ae_pretrain_with_a_mixture_prior_trains():
+  grid = data.load("grid")
+  config = Config(dataset="grid", strategy="ae_pretrain", mlp_hidden=(32,), latent_dim=2,
+                  code_dim=4, steps=3, pretrain_steps=30, batch_size=64, code_components=5,
+                  code_fit_restarts=2, ae_lr_decay=True)
+  strategy = strategies.build(config, grid.spec)
+  _, state, history = run_steps(strategy, grid, 64, strategy.total_steps)
+  mapping = state.params["generator"]["mapping"]
+  assert mapping["kernel"].shape == (5, 2, 4) and mapping["logits"].shape == (5,)
+  np.testing.assert_allclose(float(jax.nn.softmax(mapping["logits"]).sum()), 1.0, rtol=1e-5)
+  samples = strategy.generate(state, jax.random.key(0), 100)
+  assert samples.shape == (100, 2) and bool(jnp.all(jnp.isfinite(samples)))
+  assert all(np.isfinite(v).all() for m in history for v in m.values())
