@@ -48,16 +48,20 @@ def encoder_networks(config, spec, code_dim: int) -> Networks:
       encoder=arch.encoder(config.replace(code_dim=code_dim), spec.shape))
 
 
-def build(config, spec) -> Strategy:
-  nets = encoder_networks(config, spec, config.latent_dim)
-  g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
-  adv = Adversary.from_config(config)
-
+def encoder_gan_init(nets: Networks, config, spec, g_tx, d_tx):
+  """root key -> fresh state, with G and E under one Adam ('g') and D under 'd'."""
   def init(key):
     params, batch_stats = init_networks(nets, jax.random.fold_in(key, 1), spec.shape)
     opt_state = {"g": g_tx.init({"generator": params["generator"], "encoder": params["encoder"]}),
                  "d": d_tx.init(params["discriminator"])}
     return new_state(key, params, batch_stats, opt_state, config=config)
+  return init
+
+
+def build(config, spec) -> Strategy:
+  nets = encoder_networks(config, spec, config.latent_dim)
+  g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
+  adv = Adversary.from_config(config)
 
   def step(state, batch):
     x = batch["image"]
@@ -91,5 +95,6 @@ def build(config, spec) -> Strategy:
         opt_state={**state.opt_state, "g": g_opt, "d": d_opt})
     return state, {**metrics, "g_loss": g_loss, "recon_mse": distance}
 
-  return Strategy(nets=nets, init=init, phases=(Phase("gan", config.steps, step),),
+  return Strategy(nets=nets, init=encoder_gan_init(nets, config, spec, g_tx, d_tx),
+                  phases=(Phase("gan", config.steps, step),),
                   reconstruct_fn=generator_reconstruct(nets), ema_decay=config.ema_decay)

@@ -39,9 +39,8 @@ from aegan_jax.adversarial import Adversary, update_discriminator
 from aegan_jax.models import apply_model
 from aegan_jax.state import adam, apply_gradients
 from aegan_jax.steps import update_every
-from aegan_jax.strategies.base import (D_TECHNIQUES, Phase, Strategy, generator_reconstruct,
-                                       init_networks, new_state)
-from aegan_jax.strategies.mdgan import encoder_networks
+from aegan_jax.strategies.base import D_TECHNIQUES, Phase, Strategy, generator_reconstruct
+from aegan_jax.strategies.mdgan import encoder_gan_init, encoder_networks
 
 TECHNIQUES = D_TECHNIQUES
 
@@ -83,12 +82,6 @@ def build(config, spec) -> Strategy:
   nets = encoder_networks(config, spec, 2 * latent_dim)
   g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
   adv = Adversary.from_config(config)
-
-  def init(key):
-    params, batch_stats = init_networks(nets, jax.random.fold_in(key, 1), spec.shape)
-    opt_state = {"g": g_tx.init({"generator": params["generator"], "encoder": params["encoder"]}),
-                 "d": d_tx.init(params["discriminator"])}
-    return new_state(key, params, batch_stats, opt_state, config=config)
 
   def step(state, batch):
     x = batch["image"]
@@ -155,6 +148,7 @@ def build(config, spec) -> Strategy:
                    "feature_recon": llike, "g_grad_norm": g_norm, "e_grad_norm": e_norm}
 
   mean_code = lambda e: posterior(e, latent_dim)[0]
-  return Strategy(nets=nets, init=init, phases=(Phase("gan", config.steps, step),),
+  return Strategy(nets=nets, init=encoder_gan_init(nets, config, spec, g_tx, d_tx),
+                  phases=(Phase("gan", config.steps, step),),
                   reconstruct_fn=generator_reconstruct(nets, code=mean_code),
                   ema_decay=config.ema_decay)
