@@ -134,7 +134,8 @@ def stacked_table(results: dict, base: config_lib.Config, command: str) -> str:
   lines = [
       "# Stacked MNIST (1000 modes)", "",
       "Produced by:", "", "```", command, "```", "",
-      f"Protocol (PROTOCOLS.md section 2): {FLAGS.seeds} seed(s) per row; 26,000 generator "
+      f"Protocol (PROTOCOLS.md section 2): {FLAGS.seeds} seed{'s' if FLAGS.seeds > 1 else ''} "
+      f"per row; 26,000 generator "
       f"samples; each channel labelled by our digit classifier (held-out accuracy "
       f"{accuracy if accuracy is None else f'{100 * accuracy:.1f}%'}); the digit triple is the "
       f"mode; reverse KL = KL(p_gen || uniform over 1000) in nats. Ours: mean ± standard error "

@@ -10,7 +10,7 @@ from aegan_jax.data import pipeline
 from aegan_jax.losses import ADVERSARIAL
 from aegan_jax.models import apply_model
 from aegan_jax.state import apply_gradients
-from aegan_jax.strategies.ae_pretrain import fit_gaussian_map
+from aegan_jax.code_prior import mixture_map
 
 
 def _jit(step):
@@ -65,6 +65,12 @@ def test_generator_starts_from_the_pretrained_decoder(tiny, mnist5k):
   direct = jax.nn.sigmoid(strategy.nets.decoder.apply({"params": dec}, h))
   via_g = strategy.nets.generator.apply({"params": state.params["generator"]}, z)
   np.testing.assert_allclose(np.asarray(via_g), np.asarray(direct), atol=1e-6)
+
+
+def fit_gaussian_map(codes, latent_dim):
+  """The single-Gaussian code map (one component): (kernel, bias)."""
+  m = mixture_map(codes, latent_dim, 1)
+  return m["kernel"], m["bias"]
 
 
 def test_fit_gaussian_map_recovers_mean_and_covariance():

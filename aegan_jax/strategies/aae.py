@@ -27,13 +27,13 @@ import optax
 from aegan_jax.adversarial import Adversary, update_discriminator
 from aegan_jax.errors import UserError
 from aegan_jax.losses import RECONSTRUCTION, mse_linear
-from aegan_jax.models import ARCHS, apply_model, init_model
+from aegan_jax.models import ARCHS, apply_model
 from aegan_jax.models.generator import Generator
 from aegan_jax.models.mlp import MLPDiscriminator
 from aegan_jax.state import adam, apply_gradients
 from aegan_jax.steps import Networks, update_every
 from aegan_jax.strategies.base import (D_TECHNIQUES, Phase, Strategy, generator_reconstruct,
-                                       new_state)
+                                       init_networks, new_state)
 
 TECHNIQUES = D_TECHNIQUES
 
@@ -71,15 +71,9 @@ def build(config, spec) -> Strategy:
   adv = Adversary.from_config(config)
 
   def init(key):
-    keys = jax.random.split(jax.random.fold_in(key, 1), 3)
-    x = jnp.zeros((2, *spec.shape), jnp.float32)
-    z, _ = nets.latents(jax.random.key(0), 2)
-    params, batch_stats = {}, {}
-    params["generator"], batch_stats["generator"] = init_model(nets.generator, keys[0], z)
-    # D_z's input is a code, not an example (base.init_networks would give it an image).
-    params["discriminator"], batch_stats["discriminator"] = init_model(nets.discriminator,
-                                                                       keys[1], z)
-    params["encoder"], batch_stats["encoder"] = init_model(nets.encoder, keys[2], x)
+    # D_z's input is a code, not an example.
+    params, batch_stats = init_networks(nets, jax.random.fold_in(key, 1), spec.shape,
+                                        d_input=lambda x, z: z)
     opt_state = {"ae": ae_tx.init({"encoder": params["encoder"],
                                    "generator": params["generator"]}),
                  "d": d_tx.init(params["discriminator"]),

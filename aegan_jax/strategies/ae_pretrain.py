@@ -40,12 +40,6 @@ from aegan_jax.strategies.base import (GAN_TECHNIQUES, Phase, Strategy, build_ne
 TECHNIQUES = GAN_TECHNIQUES
 
 
-def fit_gaussian_map(codes: np.ndarray, latent_dim: int) -> tuple[np.ndarray, np.ndarray]:
-  """(kernel [latent_dim, code_dim], bias [code_dim]) with z @ kernel + bias ~ N(mean, cov)."""
-  m = code_prior.mixture_map(codes, latent_dim, 1)
-  return m["kernel"], m["bias"]
-
-
 def build(config, spec) -> Strategy:
   if config.pretrain_steps <= 0:
     raise UserError("--strategy=ae_pretrain needs --pretrain_steps > 0; "

@@ -129,8 +129,13 @@ def build_networks(config, spec, *, autoencoder: bool) -> Networks:
   )
 
 
-def init_networks(nets: Networks, key: jax.Array, image_shape) -> tuple[dict, dict]:
-  """Random params and batch stats for every network of `nets`, keyed by role."""
+def init_networks(nets: Networks, key: jax.Array, image_shape,
+                  d_input: Callable = lambda x, z: x) -> tuple[dict, dict]:
+  """Random params and batch stats for every network of `nets`, keyed by role.
+
+  `d_input(x, z)` is what the discriminator sees, from an example batch x and a noise batch
+  z: x by default, the code z for aae's latent D, the pair (x, z) for a joint D.
+  """
   keys = dict(zip(["generator", "discriminator", "encoder", "decoder"], jax.random.split(key, 4)))
   x = jnp.zeros((2, *image_shape), jnp.float32)
   z, noise = nets.latents(jax.random.key(0), 2)
@@ -138,13 +143,27 @@ def init_networks(nets: Networks, key: jax.Array, image_shape) -> tuple[dict, di
   params["generator"], batch_stats["generator"] = init_model(nets.generator, keys["generator"],
                                                              z, noise)
   params["discriminator"], batch_stats["discriminator"] = init_model(
-      nets.discriminator, keys["discriminator"], x)
+      nets.discriminator, keys["discriminator"], d_input(x, z))
   if nets.encoder is not None:
     params["encoder"], batch_stats["encoder"] = init_model(nets.encoder, keys["encoder"], x)
   if nets.decoder is not None:  # a decoder apart from the generator (ae_pretrain)
     h = jnp.zeros((2, nets.generator.code_dim), jnp.float32)
     params["decoder"], batch_stats["decoder"] = init_model(nets.decoder, keys["decoder"], h, noise)
   return params, batch_stats
+
+
+def adversarial_init(nets: Networks, config, spec, g_tx, d_tx,
+                     d_input: Callable = lambda x, z: x, extras=None):
+  """root key -> fresh state for a two-optimizer game: D under 'd', and under 'g' the
+  generator, or the generator and encoder together when the strategy has one (mdgan, vaegan,
+  bigan, veegan train E with G's objective)."""
+  def init(key):
+    params, batch_stats = init_networks(nets, jax.random.fold_in(key, 1), spec.shape, d_input)
+    g_params = ({"generator": params["generator"], "encoder": params["encoder"]}
+                if nets.encoder is not None else params["generator"])
+    opt_state = {"g": g_tx.init(g_params), "d": d_tx.init(params["discriminator"])}
+    return new_state(key, params, batch_stats, opt_state, extras, config=config)
+  return init
 
 
 def new_state(key: jax.Array, params, batch_stats, opt_state, extras=None, *,

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from aegan_jax.errors import UserError
 from aegan_jax.models import apply_model
 from aegan_jax.state import adam, apply_gradients
-from aegan_jax.strategies.base import Phase, Strategy, init_networks, new_state
+from aegan_jax.strategies.base import Phase, Strategy, adversarial_init
 from aegan_jax.strategies.ebgan import autoencoder_networks, discriminator_reconstruct, energies
 
 # The k_t balance replaces the adversarial game and every D regularizer of adversarial.py;
@@ -68,12 +68,6 @@ def build(config, spec) -> Strategy:
   nets = autoencoder_networks(config, spec)
   g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
   gamma, lambda_k = config.began_gamma, config.began_lambda_k
-
-  def init(key):
-    params, batch_stats = init_networks(nets, jax.random.fold_in(key, 1), spec.shape)
-    opt_state = {"g": g_tx.init(params["generator"]), "d": d_tx.init(params["discriminator"])}
-    return new_state(key, params, batch_stats, opt_state,
-                     extras={"k": jnp.zeros((), jnp.float32)}, config=config)
 
   def step(state, batch):
     x = batch["image"]
@@ -118,5 +112,7 @@ def build(config, spec) -> Strategy:
                    "convergence": convergence(real_l, fake_l, gamma),
                    "real_energy": jnp.mean(real_l), "fake_energy": jnp.mean(fake_l)}
 
+  init = adversarial_init(nets, config, spec, g_tx, d_tx,
+                          extras={"k": jnp.zeros((), jnp.float32)})
   return Strategy(nets=nets, init=init, phases=(Phase("gan", config.steps, step),),
                   reconstruct_fn=discriminator_reconstruct(nets), ema_decay=config.ema_decay)

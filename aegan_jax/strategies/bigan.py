@@ -22,15 +22,14 @@ max(--mlp_hidden) features, z is appended, and an MLP head of --mlp_hidden gives
 """
 
 import jax
-import jax.numpy as jnp
 
 from aegan_jax.adversarial import Adversary, update_discriminator
-from aegan_jax.models import ARCHS, apply_model, init_model
+from aegan_jax.models import ARCHS, apply_model
 from aegan_jax.models.composite import JointDiscriminator
 from aegan_jax.models.generator import Generator
 from aegan_jax.state import adam
 from aegan_jax.steps import Networks, pullback_update
-from aegan_jax.strategies.base import Phase, Strategy, generator_reconstruct, new_state
+from aegan_jax.strategies.base import Phase, Strategy, adversarial_init, generator_reconstruct
 
 # No spectral_norm: neither the arch encoders nor JointDiscriminator's head normalize their
 # layers. No feature matching, minibatch discrimination or historical averaging: those belong
@@ -63,28 +62,9 @@ def joint_networks(config, spec) -> Networks:
       encoder=arch.encoder(config.replace(code_dim=config.latent_dim), spec.shape))
 
 
-def init_joint_networks(nets: Networks, key: jax.Array, image_shape) -> tuple[dict, dict]:
-  """Params and batch stats of G, E and D; D is initialized on an (x, z) pair
-  (base.init_networks would give it an image alone)."""
-  kg, kd, ke = jax.random.split(key, 3)
-  x = jnp.zeros((2, *image_shape), jnp.float32)
-  z = jnp.zeros((2, nets.latent_dim), jnp.float32)
-  params, batch_stats = {}, {}
-  params["generator"], batch_stats["generator"] = init_model(nets.generator, kg, z, None)
-  params["discriminator"], batch_stats["discriminator"] = init_model(nets.discriminator, kd,
-                                                                     (x, z))
-  params["encoder"], batch_stats["encoder"] = init_model(nets.encoder, ke, x)
-  return params, batch_stats
-
-
-def joint_init(nets: Networks, config, spec, g_tx, d_tx):
-  """key -> the step-0 state: G and E under one optimizer ('g'), D under 'd'."""
-  def init(key):
-    params, batch_stats = init_joint_networks(nets, jax.random.fold_in(key, 1), spec.shape)
-    opt_state = {"g": g_tx.init({"generator": params["generator"], "encoder": params["encoder"]}),
-                 "d": d_tx.init(params["discriminator"])}
-    return new_state(key, params, batch_stats, opt_state, config=config)
-  return init
+def pair_input(x, z):
+  """The joint discriminator's input: the (x, z) pair."""
+  return (x, z)
 
 
 def build(config, spec) -> Strategy:
@@ -126,6 +106,6 @@ def build(config, spec) -> Strategy:
         opt_state={**state.opt_state, "g": g_opt, "d": d_opt})
     return state, {**metrics, "g_loss": g_loss, "g_grad_norm": g_norm}
 
-  return Strategy(nets=nets, init=joint_init(nets, config, spec, g_tx, d_tx),
+  return Strategy(nets=nets, init=adversarial_init(nets, config, spec, g_tx, d_tx, pair_input),
                   phases=(Phase("gan", config.steps, step),),
                   reconstruct_fn=generator_reconstruct(nets), ema_decay=config.ema_decay)

@@ -32,7 +32,7 @@ from aegan_jax.models.composite import AutoencoderDiscriminator
 from aegan_jax.models.generator import Generator
 from aegan_jax.state import adam, apply_gradients
 from aegan_jax.steps import Networks
-from aegan_jax.strategies.base import Phase, Strategy, init_networks, new_state
+from aegan_jax.strategies.base import Phase, Strategy, adversarial_init
 
 # The energy replaces the adversarial game and every D regularizer of adversarial.py; the
 # generator's EMA is applied by the trainer, whatever the strategy.
@@ -109,11 +109,6 @@ def build(config, spec) -> Strategy:
   g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
   margin, pt_weight = config.ebgan_margin, config.ebgan_pt_weight
 
-  def init(key):
-    params, batch_stats = init_networks(nets, jax.random.fold_in(key, 1), spec.shape)
-    opt_state = {"g": g_tx.init(params["generator"]), "d": d_tx.init(params["discriminator"])}
-    return new_state(key, params, batch_stats, opt_state, config=config)
-
   def step(state, batch):
     x = batch["image"]
     z, _ = nets.latents(state.step_key(), x.shape[0])
@@ -152,5 +147,6 @@ def build(config, spec) -> Strategy:
     return state, {"d_loss": d_loss, "g_loss": g_loss, "real_energy": jnp.mean(real_e),
                    "fake_energy": jnp.mean(fake_e), "pull_away": pt}
 
-  return Strategy(nets=nets, init=init, phases=(Phase("gan", config.steps, step),),
+  return Strategy(nets=nets, init=adversarial_init(nets, config, spec, g_tx, d_tx),
+                  phases=(Phase("gan", config.steps, step),),
                   reconstruct_fn=discriminator_reconstruct(nets), ema_decay=config.ema_decay)

@@ -10,13 +10,11 @@ feature matching, which needs an encoder.
 
 import functools
 
-import jax
-
 from aegan_jax.adversarial import Adversary
 from aegan_jax.state import adam
 from aegan_jax.steps import GeneratorTechniques, gan_step
-from aegan_jax.strategies.base import (GAN_TECHNIQUES, Phase, Strategy, build_networks,
-                                       init_networks, new_state)
+from aegan_jax.strategies.base import (GAN_TECHNIQUES, Phase, Strategy, adversarial_init,
+                                       build_networks)
 
 TECHNIQUES = GAN_TECHNIQUES - {"encoder_feature_weight"}
 
@@ -25,12 +23,8 @@ def build(config, spec) -> Strategy:
   nets = build_networks(config, spec, autoencoder=False)
   g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
 
-  def init(key):
-    params, batch_stats = init_networks(nets, jax.random.fold_in(key, 1), spec.shape)
-    opt_state = {"g": g_tx.init(params["generator"]), "d": d_tx.init(params["discriminator"])}
-    return new_state(key, params, batch_stats, opt_state, config=config)
-
   step = functools.partial(gan_step, nets, g_tx, d_tx, Adversary.from_config(config),
                            GeneratorTechniques.from_config(config))
-  return Strategy(nets=nets, init=init, phases=(Phase("gan", config.steps, step),),
+  return Strategy(nets=nets, init=adversarial_init(nets, config, spec, g_tx, d_tx),
+                  phases=(Phase("gan", config.steps, step),),
                   ema_decay=config.ema_decay)

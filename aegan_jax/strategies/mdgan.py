@@ -23,8 +23,8 @@ from aegan_jax.models import ARCHS, apply_model
 from aegan_jax.models.generator import Generator
 from aegan_jax.state import adam, apply_gradients
 from aegan_jax.steps import Networks, update_every
-from aegan_jax.strategies.base import (D_TECHNIQUES, Phase, Strategy, generator_reconstruct,
-                                       init_networks, new_state)
+from aegan_jax.strategies.base import (D_TECHNIQUES, Phase, Strategy, adversarial_init,
+                                       generator_reconstruct)
 
 TECHNIQUES = D_TECHNIQUES
 
@@ -46,16 +46,6 @@ def encoder_networks(config, spec, code_dim: int) -> Networks:
       discriminator=arch.discriminator(config, spec.shape),
       latent_dim=config.latent_dim,
       encoder=arch.encoder(config.replace(code_dim=code_dim), spec.shape))
-
-
-def encoder_gan_init(nets: Networks, config, spec, g_tx, d_tx):
-  """root key -> fresh state, with G and E under one Adam ('g') and D under 'd'."""
-  def init(key):
-    params, batch_stats = init_networks(nets, jax.random.fold_in(key, 1), spec.shape)
-    opt_state = {"g": g_tx.init({"generator": params["generator"], "encoder": params["encoder"]}),
-                 "d": d_tx.init(params["discriminator"])}
-    return new_state(key, params, batch_stats, opt_state, config=config)
-  return init
 
 
 def build(config, spec) -> Strategy:
@@ -95,6 +85,6 @@ def build(config, spec) -> Strategy:
         opt_state={**state.opt_state, "g": g_opt, "d": d_opt})
     return state, {**metrics, "g_loss": g_loss, "recon_mse": distance}
 
-  return Strategy(nets=nets, init=encoder_gan_init(nets, config, spec, g_tx, d_tx),
+  return Strategy(nets=nets, init=adversarial_init(nets, config, spec, g_tx, d_tx),
                   phases=(Phase("gan", config.steps, step),),
                   reconstruct_fn=generator_reconstruct(nets), ema_decay=config.ema_decay)

@@ -39,8 +39,9 @@ from aegan_jax.adversarial import Adversary, update_discriminator
 from aegan_jax.models import apply_model
 from aegan_jax.state import adam, apply_gradients
 from aegan_jax.steps import update_every
-from aegan_jax.strategies.base import D_TECHNIQUES, Phase, Strategy, generator_reconstruct
-from aegan_jax.strategies.mdgan import encoder_gan_init, encoder_networks
+from aegan_jax.strategies.base import (D_TECHNIQUES, Phase, Strategy, adversarial_init,
+                                       generator_reconstruct)
+from aegan_jax.strategies.mdgan import encoder_networks
 
 TECHNIQUES = D_TECHNIQUES
 
@@ -148,7 +149,7 @@ def build(config, spec) -> Strategy:
                    "feature_recon": llike, "g_grad_norm": g_norm, "e_grad_norm": e_norm}
 
   mean_code = lambda e: posterior(e, latent_dim)[0]
-  return Strategy(nets=nets, init=encoder_gan_init(nets, config, spec, g_tx, d_tx),
+  return Strategy(nets=nets, init=adversarial_init(nets, config, spec, g_tx, d_tx),
                   phases=(Phase("gan", config.steps, step),),
                   reconstruct_fn=generator_reconstruct(nets, code=mean_code),
                   ema_decay=config.ema_decay)

@@ -27,9 +27,9 @@ from aegan_jax.adversarial import Adversary, update_discriminator
 from aegan_jax.errors import UserError
 from aegan_jax.models import apply_model
 from aegan_jax.state import adam
-from aegan_jax.strategies.base import Phase, Strategy, generator_reconstruct
+from aegan_jax.strategies.base import Phase, Strategy, adversarial_init, generator_reconstruct
 from aegan_jax.steps import pullback_update
-from aegan_jax.strategies.bigan import joint_init, joint_networks
+from aegan_jax.strategies.bigan import joint_networks, pair_input
 
 # As bigan: the joint D has no spectral norm, and the image-D techniques of gan_step do not
 # apply. Label smoothing keeps D logistic; its optimal logit becomes log (1 - s) p / (q + s p),
@@ -92,6 +92,6 @@ def build(config, spec) -> Strategy:
         opt_state={**state.opt_state, "g": g_opt, "d": d_opt})
     return state, {**metrics, "g_loss": g_loss, "z_recon": z_recon, "g_grad_norm": g_norm}
 
-  return Strategy(nets=nets, init=joint_init(nets, config, spec, g_tx, d_tx),
+  return Strategy(nets=nets, init=adversarial_init(nets, config, spec, g_tx, d_tx, pair_input),
                   phases=(Phase("gan", config.steps, step),),
                   reconstruct_fn=generator_reconstruct(nets), ema_decay=config.ema_decay)
