@@ -5,6 +5,8 @@ module owns everything around it: the device-resident batches, checkpoints and r
 metrics/TensorBoard/PNG outputs, progress with ETA, SIGTERM, and stopping on a non-finite loss.
 """
 
+import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -18,7 +20,8 @@ import numpy as np
 
 from aegan_jax import config as config_lib
 from aegan_jax import data as data_lib
-from aegan_jax import adversarial, evaluation, strategies, writers
+from aegan_jax import adversarial, evaluation, parallel, strategies, writers
+from aegan_jax import population as population_lib
 from aegan_jax.checkpoint import Checkpointer
 from aegan_jax.data import pipeline
 from aegan_jax.errors import UserError
@@ -65,17 +68,30 @@ class _StopFlag:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def _phase_fn(phase: Phase, batch_size: int, ema_decay: float):
-  """phase.step fused with the batch gather (and the generator's EMA), jitted once, the state
-  donated."""
-  def run(state: TrainState, data, perm):
-    state, metrics = phase.step(
-        state, pipeline.batch_from_permutation(data, perm, state.step, batch_size))
-    if ema_decay and phase.adversarial:
+def _phase_fn(phase_name: str, members: list["_Member"], traced: tuple[str, ...], spec,
+              dp: parallel.DataParallel):
+  """One step of phase `phase_name` for every member, jitted once, the state donated.
+
+  The step is fused with the batch gather (each device gathers only its rows of the global
+  batch) and the generator's EMA. One member: the strategy's step as is. A population: the same
+  function under jax.vmap over (state, permutation, hyperparameters), the varying float fields
+  of the config being traced values (aegan_jax/population.py).
+  """
+  base = members[0]
+
+  def one(state: TrainState, data, perm, hparams):
+    strategy = strategies.build(base.config.replace(**hparams), spec) if hparams else base.strategy
+    phase = next(p for p in strategy.phases if p.name == phase_name)
+    batch = dp.shard_batch(
+        pipeline.batch_from_permutation(data, perm, state.step, base.config.batch_size))
+    state, metrics = phase.step(state, batch)
+    if strategy.ema_decay and phase.adversarial:
       state = state.replace(extras={**state.extras, "ema_generator": adversarial.ema_update(
-          state.extras["ema_generator"], state.params["generator"], ema_decay)})
+          state.extras["ema_generator"], state.params["generator"], strategy.ema_decay)})
     return state, metrics
-  return jax.jit(run, donate_argnums=(0,))
+
+  run = one if len(members) == 1 else jax.vmap(one, in_axes=(0, None, 0, 0))
+  return jax.jit(run, donate_argnums=(0,), out_shardings=dp.replicated)
 
 
 def _format_eta(seconds: float) -> str:
@@ -87,7 +103,7 @@ def _format_eta(seconds: float) -> str:
 
 def _heldout_reconstruction(strategy: Strategy, state: TrainState, dataset: data_lib.Dataset,
                             key: jax.Array, workdir: str, writer: writers.MetricWriter,
-                            step: int) -> float:
+                            step: int, chief: bool = True) -> float:
   """Held-out reconstruction MSE (pixels in [0, 1]) and a real-vs-reconstructed grid."""
   recon = jax.jit(strategy.reconstruct)
   errors = []
@@ -104,6 +120,8 @@ def _heldout_reconstruction(strategy: Strategy, state: TrainState, dataset: data
   x = np.asarray(x)
   rows = [a[i * 10:(i + 1) * 10] for i in range(5) for a in (x, r)]  # real row, its reconstruction
   picture = writers.image_grid(np.concatenate(rows), rows=10)
+  if not chief:
+    return mse
   writers.save_png(os.path.join(workdir, "samples", "reconstruction.png"), picture)
   writer.write_image(step, "reconstruction", picture)
   return mse
@@ -125,58 +143,149 @@ def _make_evaluator(config: config_lib.Config, dataset) -> Optional[evaluation.E
                               config.inception_weights)
 
 
-def train_and_evaluate(config: config_lib.Config, workdir: str) -> TrainState:
+@dataclasses.dataclass
+class _Member:
+  """One run of a (possibly one-member) population: its config and everything it writes."""
+  config: config_lib.Config
+  workdir: str
+  strategy: Strategy
+  ckpt: Checkpointer
+  writer: writers.MetricWriter
+  last_good: Optional[int] = None
+
+  @property
+  def root(self) -> jax.Array:
+    # Made afresh each time: the state's rng may alias the key's buffer, and the state is donated.
+    return jax.random.key(self.config.seed)
+
+  def key(self, purpose: int) -> jax.Array:
+    return jax.random.fold_in(self.root, purpose)
+
+
+def train_and_evaluate(config: config_lib.Config, workdir: str,
+                       dp: Optional[parallel.DataParallel] = None) -> TrainState:
   """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the final state."""
-  config = config_lib.validate(config)
-  check_names(config)
-  workdir = os.path.abspath(workdir)
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise UserError(f"--workdir {workdir} is a file; give a directory")
+  return train_population([config], [workdir], dp=dp)[0]
+
+
+def train_members(config: config_lib.Config, workdir: str, size: int, vary: str = "",
+                  dp: Optional[parallel.DataParallel] = None) -> list[TrainState]:
+  """--population=size [--population_vary=vary]: the members in workdir/member_NN."""
+  configs, traced = population_lib.member_configs(config, size, vary)
+  workdirs = [os.path.join(os.path.abspath(workdir), f"member_{i:02d}") for i in range(size)]
+  listing = [{"workdir": os.path.basename(w), "seed": c.seed, **{k: getattr(c, k) for k in traced}}
+             for c, w in zip(configs, workdirs)]
+  path = os.path.join(os.path.abspath(workdir), "population.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      if json.load(f) != listing:
+        raise UserError(f"{workdir} holds another population (see {path}); left untouched: use "
+                        f"a new --workdir, or repeat its --population and --population_vary")
+  elif parallel.is_chief():
+    os.makedirs(workdir, exist_ok=True)
+    with open(path, "w") as f:
+      json.dump(listing, f, indent=1)
+  return train_population(configs, workdirs, traced, dp)
+
+
+def train_population(configs: list[config_lib.Config], workdirs: list[str],
+                     traced: tuple[str, ...] = (),
+                     dp: Optional[parallel.DataParallel] = None) -> list[TrainState]:
+  """Trains each config in its workdir, all in one program; returns the final states.
+
+  With one config this is a single run. With K, the configs differ only in seed and in the
+  float fields named in `traced` (aegan_jax/population.py), and each member's workdir receives
+  exactly what a single run of its config would write. Every process of a multi-process run
+  calls this with the same arguments; process 0 alone writes logs, metrics and pictures.
+  """
+  configs = [config_lib.validate(c) for c in configs]
+  for c in configs:
+    check_names(c)
+  config = configs[0]
+  dp = dp or parallel.DataParallel.create()
+  dp.check_batch_size(config.batch_size)
+  chief = parallel.is_chief()
+  workdirs = [os.path.abspath(w) for w in workdirs]
+  for w in workdirs:
+    if os.path.exists(w) and not os.path.isdir(w):
+      raise UserError(f"--workdir {w} is a file; give a directory")
 
   # Refuse another experiment's workdir before loading data or writing anything.
-  ckpt = Checkpointer(workdir, config.keep_checkpoints)
-  latest = ckpt.latest_step()
-  if latest is not None:
-    ckpt.check_compatible(latest, config)
+  ckpts = [Checkpointer(w, c.keep_checkpoints) for c, w in zip(configs, workdirs)]
+  latest_steps = [ck.latest_step() for ck in ckpts]
+  for ck, c, latest in zip(ckpts, configs, latest_steps):
+    if latest is not None:
+      ck.check_compatible(latest, c)
+  if len(set(s is None for s in latest_steps)) > 1:
+    raise UserError(f"some population members have checkpoints and some do not "
+                    f"({', '.join(f'{w}: {s}' for w, s in zip(workdirs, latest_steps))}); "
+                    f"left untouched: resume with the same --population, or use a new --workdir")
+  latest = None if latest_steps[0] is None else min(latest_steps)
 
   dataset = data_lib.load(config.dataset, config.data_dir)
   data_lib.check_batch_size(dataset, config.batch_size)
-  strategy = strategies.build(config, dataset.spec)
+  dataset = dataclasses.replace(dataset, train=dp.replicate(dataset.train))
+  members = [_Member(c, w, strategies.build(c, dataset.spec), ck,
+                     writers.MetricWriter(w, enabled=chief))
+             for c, w, ck in zip(configs, workdirs, ckpts)]
+  strategy = members[0].strategy  # phases, step counts and networks are shared by all members
   evaluator = _make_evaluator(config, dataset)
-  root = jax.random.key(config.seed)
-  writer = writers.MetricWriter(workdir)
+  population = len(members) > 1
 
+  states = []
+  for m in members:
+    if latest is not None:
+      abstract = dp.abstract(jax.eval_shape(m.strategy.init, m.root))
+      states.append(m.ckpt.restore(latest, abstract))
+      m.writer.truncate_after(latest)
+      m.last_good = latest
+    else:
+      state = m.strategy.init(m.root)
+      if m.strategy.phases[0].begin is not None:
+        state = m.strategy.phases[0].begin(state, dataset)
+      states.append(state)
   if latest is not None:
-    state = ckpt.restore(latest, jax.eval_shape(strategy.init, root))
-    writer.truncate_after(latest)
-    logging.info("Resumed from %s at step %d.", ckpt.directory, latest)
-  else:
-    state = strategy.init(root)
-    if strategy.phases[0].begin is not None:
-      state = strategy.phases[0].begin(state, dataset)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config_lib.dumps(config))
-  with open(os.path.join(workdir, "flags.txt"), "w") as f:
-    f.write(config_lib.to_flagfile(config, workdir))
+    logging.info("Resumed from %s at step %d.", ", ".join(m.ckpt.directory for m in members), latest)
+  state = dp.replicate(population_lib.stack(states) if population else states[0])
+  del states
+  if chief:
+    for m in members:
+      os.makedirs(m.workdir, exist_ok=True)
+      with open(os.path.join(m.workdir, "config.json"), "w") as f:
+        f.write(config_lib.dumps(m.config))
+      with open(os.path.join(m.workdir, "flags.txt"), "w") as f:
+        f.write(config_lib.to_flagfile(m.config, m.workdir))
+
+  def member_state(state: TrainState, i: int) -> TrainState:
+    return population_lib.unstack(state, i) if population else state
+
+  def each_member(state: TrainState, fn) -> TrainState:
+    """fn(member, its state) -> its new state, for every member; re-stacked and replicated."""
+    new = [fn(m, member_state(state, i)) for i, m in enumerate(members)]
+    return dp.replicate(population_lib.stack(new) if population else new[0])
 
   total = strategy.total_steps
-  data_key = jax.random.fold_in(root, _DATA_KEY)
-  sample_key = jax.random.fold_in(root, _SAMPLE_KEY)  # the same z for every grid of a run
-  recon_key = jax.random.fold_in(root, _RECON_KEY)
-  fns = {p.name: _phase_fn(p, config.batch_size, strategy.ema_decay) for p in strategy.phases}
+  hparams = population_lib.hparams(configs, traced) if population else {}
+  fns = {p.name: _phase_fn(p.name, members, traced, dataset.spec, dp) for p in strategy.phases}
   per_epoch = pipeline.steps_per_epoch(dataset.num_train, config.batch_size)
-  permute = jax.jit(pipeline.epoch_permutation, static_argnums=2)
+  permute = jax.jit(pipeline.epoch_permutation, static_argnums=2, out_shardings=dp.replicated)
   epoch, perm = -1, None
+  # Sampling needs no hyperparameter: the first member's networks serve all (one compilation).
   generate = jax.jit(strategy.generate, static_argnums=2)
   ends = {strategy.phase_start(p) + p.num_steps: p for p in strategy.phases}
+  if traced:
+    _check_traceable(fns, state, dataset, hparams, traced)
 
-  step = int(state.step)
+  step = int(member_state(state, 0).step)
   if step > total:
-    raise UserError(f"{workdir} is at step {step}, past the {total} steps this configuration "
+    raise UserError(f"{workdirs[0]} is at step {step}, past the {total} steps this configuration "
                     f"asks for; raise --steps to train on, or use a new --workdir")
+  if step < total and chief:
+    for m in members:  # a finished run trained on is no longer finished
+      if os.path.exists(os.path.join(m.workdir, "summary.json")):
+        os.remove(os.path.join(m.workdir, "summary.json"))
   pending: list[dict] = []
   last_time, last_step = time.perf_counter(), step
-  last_good = latest
 
   def flush(phase: Phase) -> None:
     """Fetches the metrics of the steps since the last flush, checks them, logs their mean."""
@@ -185,88 +294,127 @@ def train_and_evaluate(config: config_lib.Config, workdir: str) -> TrainState:
       return
     fetched = jax.device_get(pending)
     first = step - len(fetched) + 1
-    for i, m in enumerate(fetched):
-      bad = [k for k, v in m.items() if not np.all(np.isfinite(v))]
-      if bad:
-        ckpt.wait()
-        where = (f"the last good checkpoint is step {last_good} in {ckpt.directory}"
-                 if last_good is not None else "no checkpoint was saved before it")
-        raise TrainingDiverged(
-            f"training diverged: {bad[0]} = {float(m[bad[0]])} at step {first + i} "
-            f"(phase {phase.name}); stopped, and {where}; lower the learning rates "
-            f"(--g_lr, --d_lr, --ae_lr) or try another --loss")
-    means = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
     now = time.perf_counter()
     rate = (step - last_step) / max(now - last_time, 1e-9)
     last_time, last_step = now, step
-    means["steps_per_sec"] = rate
-    writer.write(step, phase.name, means)
-    shown = " ".join(f"{k}={v:.4g}" for k, v in means.items() if k != "steps_per_sec")
-    logging.info("step %d/%d [%s] %s | %.1f steps/s, ETA %s", step, total, phase.name, shown,
-                 rate, _format_eta((total - step) / max(rate, 1e-9)))
+    for i, m in enumerate(members):
+      mine = [jax.tree.map(lambda v: v[i], f) for f in fetched] if population else fetched
+      for j, values in enumerate(mine):
+        bad = [k for k, v in values.items() if not np.all(np.isfinite(v))]
+        if bad:
+          for other in members:
+            other.ckpt.wait()
+          where = (f"the last good checkpoint is step {m.last_good} in {m.ckpt.directory}"
+                   if m.last_good is not None else "no checkpoint was saved before it")
+          who = f"population member {i} ({m.workdir}): " if population else ""
+          raise TrainingDiverged(
+              f"{who}training diverged: {bad[0]} = {float(values[bad[0]])} at step {first + j} "
+              f"(phase {phase.name}); stopped, and {where}; lower the learning rates "
+              f"(--g_lr, --d_lr, --ae_lr) or try another --loss")
+      means = {k: float(np.mean([v[k] for v in mine])) for k in mine[0]}
+      means["steps_per_sec"] = rate
+      m.writer.write(step, phase.name, means)
+      shown = " ".join(f"{k}={v:.4g}" for k, v in means.items() if k != "steps_per_sec")
+      logging.info("step %d/%d [%s]%s %s | %.1f steps/s, ETA %s", step, total, phase.name,
+                   f" member {i}" if population else "", shown, rate,
+                   _format_eta((total - step) / max(rate, 1e-9)))
     pending = []
 
-  def save_grid(phase_step: int) -> None:
-    path = os.path.join(workdir, "samples", f"step_{phase_step:08d}.png")
+  def save_grid(m: _Member, mstate: TrainState, phase_step: int) -> None:
+    """Every process computes the samples (a global computation); process 0 writes them."""
+    path = os.path.join(m.workdir, "samples", f"step_{phase_step:08d}.png")
+    sample_key = m.key(_SAMPLE_KEY)  # the same z for every grid of a run
     if len(dataset.image_shape) == 1:  # points: a scatter plot over the real data
-      samples = np.asarray(generate(state, sample_key, writers.SCATTER_SAMPLES))
-      picture = writers.scatter_png(path, samples, np.asarray(dataset.test_images),
-                                    title=f"step {phase_step}")
+      samples = np.asarray(generate(mstate, sample_key, writers.SCATTER_SAMPLES))
+      if chief:
+        picture = writers.scatter_png(path, samples, np.asarray(dataset.test_images),
+                                      title=f"step {phase_step}")
     else:
-      images = np.asarray(generate(state, sample_key, config.grid_size ** 2))
-      picture = writers.image_grid(images, rows=config.grid_size)
-      writers.save_png(path, picture)
-    shutil.copyfile(path, os.path.join(workdir, "samples", "latest.png"))
-    writer.write_image(phase_step, "samples", picture)
+      images = np.asarray(generate(mstate, sample_key, m.config.grid_size ** 2))
+      picture = writers.image_grid(images, rows=m.config.grid_size)
+      if chief:
+        writers.save_png(path, picture)
+    if chief:
+      shutil.copyfile(path, os.path.join(m.workdir, "samples", "latest.png"))
+      m.writer.write_image(phase_step, "samples", picture)
 
-  logging.info("Training %s/%s on %s (%s) for %d steps from step %d in %s.", config.strategy,
-               config.arch, config.dataset, "x".join(map(str, dataset.image_shape)), total,
-               step, workdir)
+  logging.info("Training %s/%s on %s (%s) for %d steps from step %d in %s%s, on %d device(s) "
+               "in %d process(es).", config.strategy, config.arch, config.dataset,
+               "x".join(map(str, dataset.image_shape)), total, step, workdirs[0],
+               f" and {len(members) - 1} more population members" if population else "",
+               dp.num_devices, jax.process_count())
   with _StopFlag() as stop:
     while step < total:
       phase = strategy.phase_at(step)
       if step // per_epoch != epoch:
         epoch = step // per_epoch
-        perm = permute(data_key, epoch, dataset.num_train)
-      state, metrics = fns[phase.name](state, dataset.train, perm)
+        perms = [permute(m.key(_DATA_KEY), epoch, dataset.num_train) for m in members]
+        perm = jnp.stack(perms) if population else perms[0]
+      state, metrics = fns[phase.name](state, dataset.train, perm, hparams)
       pending.append(metrics)
       step += 1
       at_end = step in ends and step < total
-      stopping = stop.requested  # read once: the signal may land anywhere in this iteration
+      # Read once (the signal may land anywhere in this iteration); with several processes they
+      # must agree on the step they stop at, so they compare flags at every log step.
+      stopping = (parallel.any_process(stop.requested)
+                  if jax.process_count() == 1 or step % config.log_every == 0 else False)
       save_now = step % config.checkpoint_every == 0 or step == total or stopping or at_end
       if step % config.log_every == 0 or save_now:
         flush(phase)
       if at_end:
-        if not phase.adversarial and strategy.has_autoencoder:
-          mse = _heldout_reconstruction(strategy, state, dataset, recon_key, workdir, writer, step)
-          logging.info("Held-out reconstruction MSE after %s: %.5f", phase.name, mse)
         nxt = strategy.phase_at(step)
+        for i, m in enumerate(members):
+          if not phase.adversarial and m.strategy.has_autoencoder:
+            mse = _heldout_reconstruction(m.strategy, member_state(state, i), dataset,
+                                          m.key(_RECON_KEY), m.workdir, m.writer, step, chief)
+            logging.info("Held-out reconstruction MSE after %s: %.5f", phase.name, mse)
         if nxt.begin is not None:
-          state = nxt.begin(state, dataset)
-      if phase.adversarial and (step % config.sample_every == 0 or step == total):
-        save_grid(step)
-      if evaluator and phase.adversarial and (step % config.eval_every == 0 or step == total):
-        scalars, _ = evaluator(strategy, state, seed=config.seed)
-        writer.write(step, "eval", scalars)
-        logging.info("step %d eval: %s", step, " ".join(f"{k}={v:.4g}" for k, v in scalars.items()))
-      if save_now:
-        ckpt.save(step, state, config, force=True)
-        last_good = step
+          state = each_member(state, lambda m, s: m.strategy.phase_at(step).begin(s, dataset))
+      for i, m in enumerate(members):
+        if phase.adversarial and (step % config.sample_every == 0 or step == total):
+          save_grid(m, member_state(state, i), step)
+        if evaluator and phase.adversarial and (step % config.eval_every == 0 or step == total):
+          scalars, _ = evaluator(m.strategy, member_state(state, i), seed=m.config.seed)
+          m.writer.write(step, "eval", scalars)
+          logging.info("step %d eval%s: %s", step, f" member {i}" if population else "",
+                       " ".join(f"{k}={v:.4g}" for k, v in scalars.items()))
+        if save_now:
+          m.ckpt.save(step, member_state(state, i), m.config, force=True)
+          m.last_good = step
       if stopping:
-        ckpt.wait()
-        writer.close()
+        for m in members:
+          m.ckpt.wait()
+          m.writer.close()
         logging.info("SIGTERM: saved checkpoint at step %d; exiting.", step)
         raise SystemExit(143)
 
-  if step == total and not os.path.exists(os.path.join(workdir, "samples", "latest.png")):
-    save_grid(step)  # a resumed, already finished run still leaves its picture
-  if os.path.exists(os.path.join(workdir, "samples", "latest.png")):
-    shutil.copyfile(os.path.join(workdir, "samples", "latest.png"),
-                    os.path.join(workdir, "samples", "final.png"))
-  ckpt.close()
-  writer.close()
-  logging.info("Done: %d steps; outputs in %s", total, workdir)
-  return state
+  for i, m in enumerate(members):
+    latest_png = os.path.join(m.workdir, "samples", "latest.png")
+    if step == total and not os.path.exists(latest_png):
+      save_grid(m, member_state(state, i), step)  # a resumed, finished run still leaves a picture
+    if chief:
+      if os.path.exists(latest_png):
+        shutil.copyfile(latest_png, os.path.join(m.workdir, "samples", "final.png"))
+      writers.write_summary(m.workdir, step)
+    m.ckpt.close()
+    m.writer.close()
+  logging.info("Done: %d steps; outputs in %s%s", total, workdirs[0],
+               f" and {len(members) - 1} more" if population else "")
+  return [member_state(state, i) for i in range(len(members))]
+
+
+def _check_traceable(fns, state, dataset, hparams, traced) -> None:
+  """Traces every phase once before training, so a varied field the program branches on is
+  refused at once (a traced value has no truth value) rather than at its phase."""
+  perm = jax.ShapeDtypeStruct((len(jax.tree.leaves(hparams)[0]), dataset.num_train), jnp.int32)
+  for name, fn in fns.items():
+    try:
+      jax.eval_shape(fn, state, dataset.train, perm, hparams)
+    except jax.errors.ConcretizationTypeError:
+      raise UserError(
+          f"--population_vary cannot vary {', '.join(traced)} here: the {name} step decides "
+          f"something by its value (e.g. whether a term is on), which one compiled program "
+          f"cannot do per member; vary it with scripts.sweep instead") from None
 
 
 def load_for_sampling(workdir: str, step: Optional[int] = None):

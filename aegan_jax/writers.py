@@ -144,6 +144,28 @@ class MetricWriter:
       self._tb.close()
 
 
+def write_summary(workdir: str, step: int) -> dict[str, Any]:
+  """workdir/summary.json: the last logged value of every quantity, written when a run finishes.
+
+  Its presence marks a finished run (scripts.sweep skips those); 'final' maps 'phase/name' to
+  the quantity's last value in metrics.jsonl (losses, eval metrics, steps_per_sec).
+  """
+  final: dict[str, Any] = {}
+  path = os.path.join(workdir, "metrics.jsonl")
+  if os.path.exists(path):
+    with open(path) as f:
+      for line in f:
+        if line.strip():
+          record = json.loads(line)
+          for k, v in record.items():
+            if k not in ("step", "phase"):
+              final[f"{record['phase']}/{k}"] = v
+  summary = {"step": int(step), "final": final}
+  with open(os.path.join(workdir, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=1, sort_keys=True)
+  return summary
+
+
 def _json_number(v: Any) -> Any:
   v = float(v)
   return v if math.isfinite(v) else str(v)  # JSON has no NaN/inf
