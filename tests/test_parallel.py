@@ -74,8 +74,11 @@ def test_batch_that_does_not_split_over_devices_is_refused(tmp_path):
   assert not os.path.exists(tmp_path / "w")
 
 
-MP_FLAGS = ["--dataset=grid", "--strategy=gan", "--mlp_hidden=32", "--batch_size=64",
-            "--log_every=10", "--sample_every=20", "--checkpoint_every=20", "--eval_every=0"]
+# ae_pretrain: pretraining, the host-side code-prior fit, the held-out reconstruction and the
+# mode evaluation all run in every process.
+MP_FLAGS = ["--dataset=grid", "--strategy=ae_pretrain", "--mlp_hidden=32", "--code_dim=4",
+            "--latent_dim=4", "--batch_size=64", "--pretrain_steps=20", "--log_every=10",
+            "--sample_every=10", "--checkpoint_every=20", "--eval_every=10"]
 
 
 def _params(workdir, process):
@@ -87,15 +90,17 @@ def test_two_processes_match_one_and_resume(tmp_path):
   """2 processes on 127.0.0.1 (gloo): identical parameters in both, equal to 1 process, and a
   second launch with more steps resumes from the checkpoint of the first."""
   single, multi = str(tmp_path / "single"), str(tmp_path / "multi")
-  proc = run_module("tests._train_and_dump", f"--workdir={single}", "--steps=40", *MP_FLAGS)
+  proc = run_module("tests._train_and_dump", f"--workdir={single}", "--steps=20", *MP_FLAGS)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  for steps in (20, 40):
+  for steps in (10, 20):  # 30 steps in all, then 10 more
     proc = run_module("scripts.launch_local", "--num_processes=2", "--module=tests._train_and_dump",
                       "--", f"--workdir={multi}", f"--steps={steps}", *MP_FLAGS, timeout=400)
     assert proc.returncode == 0, proc.stdout[-3000:]
   assert "[0]" in proc.stdout and "[1]" in proc.stdout
-  assert "Resumed" in proc.stdout and "at step 20" in proc.stdout
-  assert sorted(os.listdir(os.path.join(multi, "checkpoints"))) == ["20", "40"]
+  assert "Resumed" in proc.stdout and "at step 30" in proc.stdout
+  assert sorted(os.listdir(os.path.join(multi, "checkpoints"))) == ["20", "30", "40"]
+  with open(os.path.join(multi, "summary.json")) as f:
+    assert json.load(f)["final"]["eval/modes_captured"] >= 0
   p0, p1, ref = _params(multi, 0), _params(multi, 1), _params(single, 0)
   assert p0.keys() == p1.keys() == ref.keys()
   for k in ref:

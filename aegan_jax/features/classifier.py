@@ -25,6 +25,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
+from aegan_jax import parallel
 from aegan_jax.errors import UserError
 
 # aegan_jax.data is imported inside the functions that use it: the data package imports the
@@ -337,6 +338,8 @@ def load(dataset: str, data_dir: str = "", directory: str | None = None) -> Clas
   module = LeNet(num_classes=int(meta["num_classes"]), feature_dim=int(meta["feature_dim"]))
   abstract = jax.eval_shape(lambda: module.init(
       jax.random.key(0), jnp.zeros((1, *meta["image_shape"]), jnp.float32))["params"])
+  # Replicated on every device: in a multi-process run orbax needs the target's sharding.
+  abstract = parallel.DataParallel.create().abstract(abstract)
   checkpointer = ocp.StandardCheckpointer()
   try:
     params = checkpointer.restore(os.path.join(directory, _PARAMS_DIR), abstract)
