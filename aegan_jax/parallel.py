@@ -120,6 +120,13 @@ class DataParallel:
           f"(e.g. {max(n, batch_size // n * n)} or {(batch_size // n + 1) * n}); it is the "
           f"global batch")
 
+  def spreads(self, population: int) -> bool:
+    """Whether a population of this size is split over the devices, population/n whole members
+    each (no communication at all), rather than each member's batch. One process only: spread
+    members would not be addressable by the other processes' host-side code."""
+    return (population > 1 and self.num_devices > 1 and population % self.num_devices == 0
+            and jax.process_count() == 1)
+
   def shard_batch(self, tree: Any) -> Any:
     """Inside jit: split each leaf's leading axis over the devices."""
     return jax.lax.with_sharding_constraint(tree, self.batch)

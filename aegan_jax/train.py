@@ -69,21 +69,23 @@ class _StopFlag:
 
 
 def _phase_fn(phase_name: str, members: list["_Member"], traced: tuple[str, ...], spec,
-              dp: parallel.DataParallel):
+              dp: parallel.DataParallel, spread: bool = False):
   """One step of phase `phase_name` for every member, jitted once, the state donated.
 
   The step is fused with the batch gather (each device gathers only its rows of the global
   batch) and the generator's EMA. One member: the strategy's step as is. A population: the same
   function under jax.vmap over (state, permutation, hyperparameters), the varying float fields
-  of the config being traced values (aegan_jax/population.py).
+  of the config being traced values (aegan_jax/population.py). `spread`: the members, not the
+  batches, are split over the devices (each device trains whole members: no communication).
   """
   base = members[0]
 
   def one(state: TrainState, data, perm, hparams):
     strategy = strategies.build(base.config.replace(**hparams), spec) if hparams else base.strategy
     phase = next(p for p in strategy.phases if p.name == phase_name)
-    batch = dp.shard_batch(
-        pipeline.batch_from_permutation(data, perm, state.step, base.config.batch_size))
+    batch = pipeline.batch_from_permutation(data, perm, state.step, base.config.batch_size)
+    if not spread:
+      batch = dp.shard_batch(batch)
     state, metrics = phase.step(state, batch)
     if strategy.ema_decay and phase.adversarial:
       state = state.replace(extras={**state.extras, "ema_generator": adversarial.ema_update(
@@ -91,7 +93,7 @@ def _phase_fn(phase_name: str, members: list["_Member"], traced: tuple[str, ...]
     return state, metrics
 
   run = one if len(members) == 1 else jax.vmap(one, in_axes=(0, None, 0, 0))
-  return jax.jit(run, donate_argnums=(0,), out_shardings=dp.replicated)
+  return jax.jit(run, donate_argnums=(0,), out_shardings=dp.batch if spread else dp.replicated)
 
 
 def _format_eta(seconds: float) -> str:
@@ -246,7 +248,9 @@ def train_population(configs: list[config_lib.Config], workdirs: list[str],
       states.append(state)
   if latest is not None:
     logging.info("Resumed from %s at step %d.", ", ".join(m.ckpt.directory for m in members), latest)
-  state = dp.replicate(population_lib.stack(states) if population else states[0])
+  spread = population and dp.spreads(len(members))
+  place = (lambda tree: jax.device_put(tree, dp.batch)) if spread else dp.replicate
+  state = place(population_lib.stack(states) if population else states[0])
   del states
   if chief:
     for m in members:
@@ -260,13 +264,14 @@ def train_population(configs: list[config_lib.Config], workdirs: list[str],
     return population_lib.unstack(state, i) if population else state
 
   def each_member(state: TrainState, fn) -> TrainState:
-    """fn(member, its state) -> its new state, for every member; re-stacked and replicated."""
+    """fn(member, its state) -> its new state, for every member; re-stacked and placed."""
     new = [fn(m, member_state(state, i)) for i, m in enumerate(members)]
-    return dp.replicate(population_lib.stack(new) if population else new[0])
+    return place(population_lib.stack(new) if population else new[0])
 
   total = strategy.total_steps
-  hparams = population_lib.hparams(configs, traced) if population else {}
-  fns = {p.name: _phase_fn(p.name, members, traced, dataset.spec, dp) for p in strategy.phases}
+  hparams = place(population_lib.hparams(configs, traced)) if population else {}
+  fns = {p.name: _phase_fn(p.name, members, traced, dataset.spec, dp, spread)
+         for p in strategy.phases}
   per_epoch = pipeline.steps_per_epoch(dataset.num_train, config.batch_size)
   permute = jax.jit(pipeline.epoch_permutation, static_argnums=2, out_shardings=dp.replicated)
   epoch, perm = -1, None
@@ -341,7 +346,8 @@ def train_population(configs: list[config_lib.Config], workdirs: list[str],
   logging.info("Training %s/%s on %s (%s) for %d steps from step %d in %s%s, on %d device(s) "
                "in %d process(es).", config.strategy, config.arch, config.dataset,
                "x".join(map(str, dataset.image_shape)), total, step, workdirs[0],
-               f" and {len(members) - 1} more population members" if population else "",
+               f" and {len(members) - 1} more population members"
+               + (" (spread over the devices)" if spread else "") if population else "",
                dp.num_devices, jax.process_count())
   with _StopFlag() as stop:
     while step < total:
@@ -349,7 +355,7 @@ def train_population(configs: list[config_lib.Config], workdirs: list[str],
       if step // per_epoch != epoch:
         epoch = step // per_epoch
         perms = [permute(m.key(_DATA_KEY), epoch, dataset.num_train) for m in members]
-        perm = jnp.stack(perms) if population else perms[0]
+        perm = place(jnp.stack(perms)) if population else perms[0]
       state, metrics = fns[phase.name](state, dataset.train, perm, hparams)
       pending.append(metrics)
       step += 1

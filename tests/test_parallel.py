@@ -36,6 +36,13 @@ for name, cfg in configs.items():
   result[name] = {"mesh": sorted({x.sharding.mesh.size for x in jax.tree.leaves(all_)}),
                   "max_param_diff": max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
                                         for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(all_)))}
+# A population of 8 is spread over the 8 devices, one member each.
+pop = Config(dataset="grid", strategy="gan", mlp_hidden=(16,), latent_dim=4, steps=5, **common)
+one = train.train_members(pop, sys.argv[3] + "/pop_one", 8, dp=parallel.DataParallel.create(jax.devices()[:1]))
+all_ = train.train_members(pop, sys.argv[3] + "/pop_all", 8, dp=parallel.DataParallel.create())
+result["population"] = {"spread": parallel.DataParallel.create().spreads(8), "max_param_diff": max(
+    float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+    for x, y in zip(one, all_) for a, b in zip(jax.tree.leaves(x), jax.tree.leaves(y)))}
 print(json.dumps(result))
 """
 
@@ -62,6 +69,8 @@ def test_eight_devices_match_one_device(data_dir, tmp_path):
       for k, v in a.items():
         if k not in ("step", "phase", "steps_per_sec"):
           assert abs(v - b[k]) <= 1e-5 * max(1.0, abs(v)), (name, a["step"], k, v, b[k])
+  assert result["population"]["max_param_diff"] < 1e-5
+  assert result["population"]["spread"]
 
 
 def test_batch_that_does_not_split_over_devices_is_refused(tmp_path):
