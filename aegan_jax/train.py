@@ -306,26 +306,30 @@ def train_population(configs: list[config_lib.Config], workdirs: list[str],
     nonlocal pending, last_time, last_step
     if not pending:
       return
-    fetched = jax.device_get(pending)
-    first = step - len(fetched) + 1
+    # One transfer per quantity: its values of these steps stacked on the device, [T] (or
+    # [T, K] for a population), rather than T * K tiny fetches and Python loops over them.
+    fetched = jax.device_get(jax.tree.map(lambda *xs: jnp.stack(xs), *pending))
+    first = step - len(pending) + 1
     now = time.perf_counter()
     rate = (step - last_step) / max(now - last_time, 1e-9)
     last_time, last_step = now, step
     for i, m in enumerate(members):
-      mine = [jax.tree.map(lambda v: v[i], f) for f in fetched] if population else fetched
-      for j, values in enumerate(mine):
-        bad = [k for k, v in values.items() if not np.all(np.isfinite(v))]
-        if bad:
-          for other in members:
-            other.ckpt.wait()
-          where = (f"the last good checkpoint is step {m.last_good} in {m.ckpt.directory}"
-                   if m.last_good is not None else "no checkpoint was saved before it")
-          who = f"population member {i} ({m.workdir}): " if population else ""
-          raise TrainingDiverged(
-              f"{who}training diverged: {bad[0]} = {float(values[bad[0]])} at step {first + j} "
-              f"(phase {phase.name}); stopped, and {where}; lower the learning rates "
-              f"(--g_lr, --d_lr, --ae_lr) or try another --loss")
-      means = {k: float(np.mean([v[k] for v in mine])) for k in mine[0]}
+      mine = {k: v[:, i] if population else v for k, v in fetched.items()}
+      finite = {k: np.isfinite(v).reshape(len(v), -1).all(axis=1) for k, v in mine.items()}
+      bad = [k for k, ok in finite.items() if not ok.all()]
+      if bad:
+        j = int(np.argmin(finite[bad[0]]))  # the first step with a non-finite value
+        values = np.ravel(mine[bad[0]][j])
+        for other in members:
+          other.ckpt.wait()
+        where = (f"the last good checkpoint is step {m.last_good} in {m.ckpt.directory}"
+                 if m.last_good is not None else "no checkpoint was saved before it")
+        who = f"population member {i} ({m.workdir}): " if population else ""
+        raise TrainingDiverged(
+            f"{who}training diverged: {bad[0]} = {float(values[~np.isfinite(values)][0])} at "
+            f"step {first + j} (phase {phase.name}); stopped, and {where}; lower the learning "
+            f"rates (--g_lr, --d_lr, --ae_lr) or try another --loss")
+      means = {k: float(np.mean(v)) for k, v in mine.items()}
       means["steps_per_sec"] = rate
       m.writer.write(step, phase.name, means)
       shown = " ".join(f"{k}={v:.4g}" for k, v in means.items() if k != "steps_per_sec")
