@@ -66,17 +66,23 @@ from absl import logging
 
 from aegan_jax import cli
 
-flags.DEFINE_integer("steps", 2000, "Training steps of every measured run.")
-flags.DEFINE_list("population_sizes", ["1", "4", "16"], "Population sizes K to measure.")
-flags.DEFINE_list("configs", ["preset", "small"], "Network configs of the population part: "
-                  "preset (mixture2d: mlp 128,128, batch 256) and/or small (mlp 32, batch 64).")
-flags.DEFINE_list("device_counts", ["1", "2", "4", "8"], "Device counts of the devices part.")
-flags.DEFINE_integer("dcgan_steps", 200, "Steps of the dcgan/mnist5k run of the devices part "
-                     "(slow on CPU, hence its own count); 0 = leave it out.")
-flags.DEFINE_list("parts", ["population", "devices"], "Which parts to run: population, devices.")
-flags.DEFINE_string("out", "runs/benchmark_scale/results.jsonl", "JSON lines written here too.")
-flags.DEFINE_integer("_devices_child", 0, "Internal: run the devices part's measurement on this "
-                     "many devices and print one JSON line (the parent sets XLA_FLAGS first).")
+
+def define_flags() -> None:
+  """Defined when run, not on import: the test imports this module beside other scripts whose
+  flags share names (--out, --steps)."""
+  flags.DEFINE_integer("steps", 2000, "Training steps of every measured run.")
+  flags.DEFINE_list("population_sizes", ["1", "4", "16"], "Population sizes K to measure.")
+  flags.DEFINE_list("configs", ["preset", "small"], "Network configs of the population part: "
+                    "preset (mixture2d: mlp 128,128, batch 256) and/or small (mlp 32, batch 64).")
+  flags.DEFINE_list("device_counts", ["1", "2", "4", "8"], "Device counts of the devices part.")
+  flags.DEFINE_integer("dcgan_steps", 200, "Steps of the dcgan/mnist5k run of the devices part "
+                       "(slow on CPU, hence its own count); 0 = leave it out.")
+  flags.DEFINE_list("parts", ["population", "devices"], "Which parts to run: population, devices.")
+  flags.DEFINE_string("out", "runs/benchmark_scale/results.jsonl", "JSON lines written here too.")
+  flags.DEFINE_integer("_devices_child", 0, "Internal: run the devices part's measurement on this "
+                       "many devices and print one JSON line (the parent sets XLA_FLAGS first).")
+
+
 FLAGS = flags.FLAGS
 
 # The 2-D grid task: the plain GAN, and the mixture2d preset's latent/code sizes.
@@ -351,4 +357,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   cli.run(main)
