@@ -9,7 +9,6 @@ unreadable checkpoint is reported and left on disk untouched.
 import os
 from typing import Any, Optional
 
-import jax
 import orbax.checkpoint as ocp
 
 from aegan_jax import config as config_lib
@@ -74,7 +73,3 @@ class Checkpointer:
         f"is: move {os.path.join(self.directory, str(step))} aside to resume from an earlier "
         f"checkpoint, or use a new --workdir")
 
-
-def abstract_state(init_fn, key: jax.Array):
-  """Shapes and dtypes of the state `init_fn(key)` would make, without computing it."""
-  return jax.eval_shape(init_fn, key)

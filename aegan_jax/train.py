@@ -290,7 +290,7 @@ def train_population(configs: list[config_lib.Config], workdirs: list[str],
   if traced:
     _check_traceable(fns, state, dataset, hparams, traced)
 
-  step = int(member_states(state)[0].step)
+  step = int(state.step[0] if population else state.step)  # members move in lockstep
   if step > total:
     raise UserError(f"{workdirs[0]} is at step {step}, past the {total} steps this configuration "
                     f"asks for; raise --steps to train on, or use a new --workdir")
