@@ -4,24 +4,30 @@ Encoder / Discriminator: Conv(c, 4x4, stride 2) lrelu(0.2) -> Conv(2c, 4x4, stri
 -> Dense(out).  Decoder: Dense(s*s*2c, no bias) -> BN -> relu -> ConvTranspose(c, 4x4, stride 2,
 no bias) -> BN -> relu -> ConvTranspose(channels, 4x4, stride 2) -> logits, with s = size / 4.
 No BatchNorm in the discriminator: it sees real and fake examples in one batch, and batch
-statistics would leak between the two.
+statistics would leak between the two. The strided convolutions are models/conv.py's, which
+compute flax's Conv / ConvTranspose in the formulation the backend runs fastest (`impl`,
+--conv_impl); the parameter names are flax's, so checkpoints do not depend on it.
 """
 
-from typing import Optional
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from aegan_jax.errors import UserError
 from aegan_jax.models import ARCHS, Arch, join_noise
+from aegan_jax.models.conv import Conv4x4s2
 from aegan_jax.models.layers import MinibatchDiscrimination, maybe_sn
 
 
-def conv_features(x: jax.Array, channels: int, spectral_norm: bool, train: bool) -> jax.Array:
+def conv_features(x: jax.Array, channels: int, spectral_norm: bool, train: bool,
+                  impl: str, dtype) -> jax.Array:
   """Conv(c) lrelu -> Conv(2c) lrelu -> flattened; call inside a compact module."""
   sn = lambda layer: maybe_sn(layer, spectral_norm, train)
-  h = nn.leaky_relu(sn(nn.Conv(channels, (4, 4), strides=(2, 2)))(x), 0.2)
-  h = nn.leaky_relu(sn(nn.Conv(2 * channels, (4, 4), strides=(2, 2)))(h), 0.2)
+  conv = lambda f, name: sn(Conv4x4s2(f, impl=impl, dtype=dtype, name=name))
+  h = nn.leaky_relu(conv(channels, "Conv_0")(x), 0.2)
+  h = nn.leaky_relu(conv(2 * channels, "Conv_1")(h), 0.2)
   return h.reshape(h.shape[0], -1)
 
 
@@ -29,29 +35,37 @@ class ConvNet(nn.Module):
   """The encoder: the discriminator's body with `out_dim` outputs."""
   channels: int
   out_dim: int
+  impl: str = "auto"
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    return nn.Dense(self.out_dim)(conv_features(x, self.channels, False, train))
+    h = conv_features(x, self.channels, False, train, self.impl, self.dtype)
+    return nn.Dense(self.out_dim, dtype=self.dtype)(h).astype(jnp.float32)
 
 
 class DCGANDiscriminator(nn.Module):
   channels: int
   spectral_norm: bool = False
   minibatch_discrimination: bool = False
+  impl: str = "auto"
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False, with_features: bool = False):
-    h = conv_features(x, self.channels, self.spectral_norm, train)
+    h = conv_features(x, self.channels, self.spectral_norm, train, self.impl, self.dtype)
     if self.minibatch_discrimination:
       h = MinibatchDiscrimination()(h)
-    logits = maybe_sn(nn.Dense(1), self.spectral_norm, train)(h)[:, 0]
+    logits = maybe_sn(nn.Dense(1, dtype=self.dtype), self.spectral_norm, train)(h)[:, 0]
+    logits, h = logits.astype(jnp.float32), h.astype(jnp.float32)
     return (logits, h) if with_features else logits
 
 
 class DCGANDecoder(nn.Module):
   channels: int
   out_shape: tuple[int, int, int]
+  impl: str = "auto"
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, h: jax.Array, noise: Optional[jax.Array] = None,
@@ -59,12 +73,13 @@ class DCGANDecoder(nn.Module):
     h = join_noise(h, noise)
     size, _, out_channels = self.out_shape
     s, c = size // 4, 2 * self.channels
-    bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9)
-    x = nn.Dense(s * s * c, use_bias=False)(h)
+    # BatchNorm's statistics are float32 whatever the dtype (flax reduces in float32).
+    bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)
+    up = lambda f, **kw: Conv4x4s2(f, transpose=True, impl=self.impl, dtype=self.dtype, **kw)
+    x = nn.Dense(s * s * c, use_bias=False, dtype=self.dtype)(h)
     x = nn.relu(bn()(x)).reshape(h.shape[0], s, s, c)
-    x = nn.ConvTranspose(self.channels, (4, 4), strides=(2, 2), use_bias=False)(x)
-    x = nn.relu(bn()(x))
-    return nn.ConvTranspose(out_channels, (4, 4), strides=(2, 2))(x)
+    x = nn.relu(bn()(up(self.channels, use_bias=False, name="ConvTranspose_0")(x)))
+    return up(out_channels, name="ConvTranspose_1")(x).astype(jnp.float32)
 
 
 def _check_shape(shape: tuple[int, ...]) -> None:
@@ -78,9 +93,12 @@ def _check_shape(shape: tuple[int, ...]) -> None:
 
 
 ARCHS.register("dcgan")(Arch(
-    encoder=lambda c, shape: ConvNet(c.dcgan_channels, c.code_dim),
-    decoder=lambda c, shape: DCGANDecoder(c.dcgan_channels, shape),
+    encoder=lambda c, shape: ConvNet(c.dcgan_channels, c.code_dim, c.conv_impl,
+                                     jnp.dtype(c.dtype)),
+    decoder=lambda c, shape: DCGANDecoder(c.dcgan_channels, shape, c.conv_impl,
+                                          jnp.dtype(c.dtype)),
     discriminator=lambda c, shape: DCGANDiscriminator(c.dcgan_channels, c.spectral_norm,
-                                                      c.minibatch_discrimination),
+                                                      c.minibatch_discrimination, c.conv_impl,
+                                                      jnp.dtype(c.dtype)),
     check_shape=_check_shape,
 ))
