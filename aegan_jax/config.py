@@ -60,6 +60,13 @@ class Config:
   mlp_hidden: tuple[int, ...] = _field(
       (512, 512), "Hidden widths of the mlp networks (the seed's: 128).")
   dcgan_channels: int = _field(64, "Base channel count of the dcgan networks.")
+  conv_impl: str = _field(
+      "auto", "How the dcgan networks' strided convolutions are computed: 'stock' (flax's "
+      "layers), 'fast' (the same math posed as XLA:CPU's fast paths), 'auto' (fast on CPU, "
+      "stock on GPU/TPU). The parameters and results do not depend on it.", run_control=True)
+  dtype: str = _field(
+      "float32", "Compute dtype of the networks: float32, or bfloat16 for mixed precision on "
+      "GPU/TPU (parameters, optimizer states, batch statistics and losses stay float32).")
 
   # Optimization (optax Adam).
   g_lr: float = _field(1e-4, "Generator learning rate.")
@@ -118,6 +125,12 @@ class Config:
   keep_checkpoints: int = _field(3, "Checkpoints kept in the workdir.", run_control=True)
   grid_size: int = _field(10, "Sample grids are grid_size x grid_size images.", run_control=True)
 
+  steps_per_call: int = _field(
+      1, "Training steps per compiled call (a lax.scan over steps, unrolled on CPU): removes "
+      "the per-step dispatch; the results are those of one step per call. Calls stop at log, "
+      "checkpoint, sample, evaluation, phase and epoch boundaries. Compile time grows with it "
+      "on CPU; 4-8 is plenty.", run_control=True)
+
   # Evaluation during training (run control too: it reads the model, never changes it).
   eval_every: int = _field(5000, "Evaluate every N adversarial steps (and at the end); 0 = off.",
                            run_control=True)
@@ -165,8 +178,8 @@ def incompatible_fields(saved: dict[str, Any], current: Config) -> list[str]:
 
 def validate(config: Config) -> Config:
   """Checks values that no registry lookup catches; raises UserError naming the fix."""
-  positive_ints = ["steps", "batch_size", "latent_dim", "code_dim", "dcgan_channels",
-                   "code_components", "code_fit_restarts",
+  positive_ints = ["steps", "steps_per_call", "batch_size", "latent_dim", "code_dim",
+                   "dcgan_channels", "code_components", "code_fit_restarts",
                    "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "grid_size",
                    "eval_samples"]
   for name in positive_ints:
@@ -207,6 +220,10 @@ def validate(config: Config) -> Config:
                     f"{config.began_gamma}")
   if config.recon_loss not in ("mse", "bce"):
     raise UserError(f"unknown --recon_loss {config.recon_loss!r}; choose mse or bce")
+  if config.dtype not in ("float32", "bfloat16"):
+    raise UserError(f"unknown --dtype {config.dtype!r}; choose float32 or bfloat16")
+  if config.conv_impl not in ("auto", "stock", "fast"):
+    raise UserError(f"unknown --conv_impl {config.conv_impl!r}; choose auto, stock or fast")
   return config
 
 

@@ -6,6 +6,7 @@ metrics/TensorBoard/PNG outputs, progress with ETA, SIGTERM, and stopping on a n
 """
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -32,7 +33,7 @@ from aegan_jax.strategies.base import Phase, Strategy
 
 # Sub-keys of the run's root key, one per purpose (fold_in constants, never reused).
 _DATA_KEY, _SAMPLE_KEY, _RECON_KEY = 1001, 1002, 1003
-_MAX_IN_FLIGHT = 8  # steps dispatched ahead of the host
+_MAX_IN_FLIGHT = 8  # calls dispatched ahead of the host
 
 
 class TrainingDiverged(UserError):
@@ -69,32 +70,47 @@ class _StopFlag:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def _phase_fn(phase_name: str, members: list["_Member"], traced: tuple[str, ...], spec,
-              dp: parallel.DataParallel, spread: bool = False):
-  """One step of phase `phase_name` for every member, jitted once, the state donated.
+def compile_phase(config: config_lib.Config, strategy: Strategy, phase_name: str, spec,
+                  dp: parallel.DataParallel, *, population: int = 1,
+                  traced: tuple[str, ...] = (), spread: bool = False, steps_per_call: int = 1):
+  """`steps_per_call` steps of phase `phase_name`, jitted once, the state donated.
 
-  The step is fused with the batch gather (each device gathers only its rows of the global
-  batch) and the generator's EMA. One member: the strategy's step as is. A population: the same
-  function under jax.vmap over (state, permutation, hyperparameters), the varying float fields
-  of the config being traced values (aegan_jax/population.py). `spread`: the members, not the
+  Returns fn(state, data, perm, hparams) -> (state, metrics), each metric with a leading axis
+  of `steps_per_call` (then [population] for a population). The step is fused with the batch
+  gather from the device-resident `data` by this epoch's `perm` (each device gathers only its
+  rows of the global batch) and with the generator's EMA. Several steps per call are a
+  lax.scan over the same step: the same computation, without the per-step dispatch, so a
+  chunk must not cross an epoch boundary (the trainer sees to it). A population: the step
+  under jax.vmap over (state, permutation, hyperparameters), the varying float fields of the
+  config being traced values (aegan_jax/population.py). `spread`: the members, not the
   batches, are split over the devices (each device trains whole members: no communication).
   """
-  base = members[0]
-
   def one(state: TrainState, data, perm, hparams):
-    strategy = strategies.build(base.config.replace(**hparams), spec) if hparams else base.strategy
-    phase = next(p for p in strategy.phases if p.name == phase_name)
-    batch = pipeline.batch_from_permutation(data, perm, state.step, base.config.batch_size)
+    strat = strategies.build(config.replace(**hparams), spec) if hparams else strategy
+    phase = next(p for p in strat.phases if p.name == phase_name)
+    batch = pipeline.batch_from_permutation(data, perm, state.step, config.batch_size)
     if not spread:
       batch = dp.shard_batch(batch)
     state, metrics = phase.step(state, batch)
-    if strategy.ema_decay and phase.adversarial:
+    if strat.ema_decay and phase.adversarial:
       state = state.replace(extras={**state.extras, "ema_generator": adversarial.ema_update(
-          state.extras["ema_generator"], state.params["generator"], strategy.ema_decay)})
+          state.extras["ema_generator"], state.params["generator"], strat.ema_decay)})
     return state, metrics
 
-  run = one if len(members) == 1 else jax.vmap(one, in_axes=(0, None, 0, 0))
-  return jax.jit(run, donate_argnums=(0,), out_shardings=dp.batch if spread else dp.replicated)
+  step = one if population == 1 else jax.vmap(one, in_axes=(0, None, 0, 0))
+
+  def run(state, data, perm, hparams):
+    if steps_per_call == 1:
+      state, metrics = step(state, data, perm, hparams)
+      return state, jax.tree.map(lambda m: m[None], metrics)
+    # Unrolled on CPU: XLA:CPU compiles a convolution inside a loop body through a generic
+    # path (the dcgan step ran 25x slower in a rolled scan). Elsewhere the loop stays rolled,
+    # so compile time does not grow with steps_per_call.
+    return jax.lax.scan(lambda s, _: step(s, data, perm, hparams), state,
+                        length=steps_per_call, unroll=jax.default_backend() == "cpu")
+
+  return jax.jit(run, donate_argnums=(0,),
+                 out_shardings=(dp.batch if spread else dp.replicated, dp.replicated))
 
 
 def _format_eta(seconds: float) -> str:
@@ -276,8 +292,12 @@ def train_population(configs: list[config_lib.Config], workdirs: list[str],
 
   total = strategy.total_steps
   hparams = place(population_lib.hparams(configs, traced)) if population else {}
-  fns = {p.name: _phase_fn(p.name, members, traced, dataset.spec, dp, spread)
-         for p in strategy.phases}
+  steps_per_call = config.steps_per_call
+  compile_ = functools.partial(compile_phase, config, strategy, spec=dataset.spec, dp=dp,
+                               population=len(members), traced=traced, spread=spread)
+  fns = {p.name: compile_(p.name) for p in strategy.phases}
+  chunked = ({p.name: compile_(p.name, steps_per_call=steps_per_call) for p in strategy.phases}
+             if steps_per_call > 1 else {})
   per_epoch = pipeline.steps_per_epoch(dataset.num_train, config.batch_size)
   # Each member's epoch order from its own data key, all in one call.
   permute = jax.jit(jax.vmap(pipeline.epoch_permutation, in_axes=(0, None, None)),
@@ -287,6 +307,17 @@ def train_population(configs: list[config_lib.Config], workdirs: list[str],
   # Sampling needs no hyperparameter: the first member's networks serve all (one compilation).
   generate = jax.jit(strategy.generate, static_argnums=2)
   ends = {strategy.phase_start(p) + p.num_steps: p for p in strategy.phases}
+  # Counts at which the host acts (logs, saves, samples, evaluates): a chunk of steps may end
+  # on one, never pass over one. Epochs bound chunks too (one permutation per call).
+  intervals = [config.log_every, config.checkpoint_every, config.sample_every, per_epoch]
+  if evaluator:
+    intervals.append(config.eval_every)
+
+  def chunk_fits(s: int) -> bool:
+    last = s + steps_per_call - 1  # the last step index of the chunk
+    return (last < total and strategy.phase_at(s) is strategy.phase_at(last)
+            and all(s // e == last // e for e in intervals if e > 0))
+
   if traced:
     _check_traceable(fns, state, dataset, hparams, traced)
 
@@ -306,10 +337,10 @@ def train_population(configs: list[config_lib.Config], workdirs: list[str],
     nonlocal pending, last_time, last_step
     if not pending:
       return
-    # One transfer per quantity: its values of these steps stacked on the device, [T] (or
+    # One transfer per quantity: its values of these steps joined on the device, [T] (or
     # [T, K] for a population), rather than T * K tiny fetches and Python loops over them.
-    fetched = jax.device_get(jax.tree.map(lambda *xs: jnp.stack(xs), *pending))
-    first = step - len(pending) + 1
+    fetched = jax.device_get(jax.tree.map(lambda *xs: jnp.concatenate(xs), *pending))
+    first = step - len(next(iter(fetched.values()))) + 1
     now = time.perf_counter()
     rate = (step - last_step) / max(now - last_time, 1e-9)
     last_time, last_step = now, step
@@ -369,13 +400,15 @@ def train_population(configs: list[config_lib.Config], workdirs: list[str],
         epoch = step // per_epoch
         perms = permute(data_keys, epoch, dataset.num_train)
         perm = place(perms) if population else perms[0]
-      state, metrics = fns[phase.name](state, dataset.train, perm, hparams)
+      n = steps_per_call if steps_per_call > 1 and chunk_fits(step) else 1
+      state, metrics = (chunked if n > 1 else fns)[phase.name](state, dataset.train, perm,
+                                                               hparams)
       pending.append(metrics)
       if len(pending) > _MAX_IN_FLIGHT:
         # XLA:CPU collectives across several devices can deadlock with tens of steps queued
-        # (seen with 2 forced devices); a few in flight still hide the dispatch.
+        # (seen with 2 forced devices); a few calls in flight still hide the dispatch.
         jax.block_until_ready(pending[-_MAX_IN_FLIGHT])
-      step += 1
+      step += n
       at_end = step in ends and step < total
       # Read once (the signal may land anywhere in this iteration); with several processes they
       # must agree on the step they stop at, so they compare flags at every log step.

@@ -32,6 +32,9 @@ def _tree_snapshot(root):
     ("--g_lr=0", "--g_lr must be a positive learning rate"),
     ("--ae_lr=-1e-3", "--ae_lr must be a positive learning rate"),
     ("--dataset=mnist", "dataset 'mnist' is not prepared in"),
+    ("--dtype=float16", "unknown --dtype 'float16'; choose float32 or bfloat16"),
+    ("--conv_impl=cudnn", "unknown --conv_impl 'cudnn'; choose auto, stock or fast"),
+    ("--steps_per_call=0", "--steps_per_call must be a positive integer, got 0"),
 ])
 def test_cli_bad_input_is_one_line(flag, message, tmp_path):
   workdir = tmp_path / "w"

@@ -6,7 +6,7 @@
   data space (sigmoid for images); the strategy turns it into an energy.
 """
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
@@ -18,12 +18,14 @@ from aegan_jax.models.mlp import MLPDiscriminator
 class JointDiscriminator(nn.Module):
   x_net: nn.Module            # an arch encoder: x -> [B, features]
   hidden: Sequence[int]
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, pair, train: bool = False) -> jax.Array:
     x, z = pair
     fx = self.x_net(x, train=train)
-    return MLPDiscriminator(tuple(self.hidden))(jnp.concatenate([fx, z], axis=-1), train=train)
+    head = MLPDiscriminator(tuple(self.hidden), dtype=self.dtype)
+    return head(jnp.concatenate([fx, z], axis=-1), train=train)
 
 
 class AutoencoderDiscriminator(nn.Module):

@@ -8,7 +8,7 @@ The sigmoid lives here, not in the decoder, so reconstruction losses can use log
 real-valued data (unit_range=False, e.g. 2-D points) the output is linear.
 """
 
-from typing import Optional
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax
@@ -42,6 +42,7 @@ class Generator(nn.Module):
   code_dim: Optional[int] = None
   unit_range: bool = True
   components: int = 1   # > 1: a Gaussian-mixture code prior (MixtureMap)
+  dtype: Any = jnp.float32  # the affine map's computation; the decoder has its own
 
   @nn.compact
   def __call__(self, z: jax.Array, noise: Optional[jax.Array] = None,
@@ -49,6 +50,6 @@ class Generator(nn.Module):
     if self.code_dim and self.components > 1:
       h = MixtureMap(self.code_dim, self.components, name="mapping")(z)
     else:
-      h = nn.Dense(self.code_dim, name="mapping")(z) if self.code_dim else z
-    out = self.decoder(h, noise, train=train)
+      h = nn.Dense(self.code_dim, dtype=self.dtype, name="mapping")(z) if self.code_dim else z
+    out = self.decoder(h, noise, train=train).astype(jnp.float32)
     return nn.sigmoid(out) if self.unit_range else out

@@ -55,7 +55,8 @@ def latent_networks(config, spec) -> Networks:
   arch.check_shape(spec.shape)
   return Networks(
       generator=Generator(arch.decoder(config, spec.shape), None, spec.unit_range),
-      discriminator=MLPDiscriminator(tuple(config.mlp_hidden), config.spectral_norm),
+      discriminator=MLPDiscriminator(tuple(config.mlp_hidden), config.spectral_norm,
+                                     dtype=jnp.dtype(config.dtype)),
       latent_dim=config.latent_dim,
       encoder=arch.encoder(config.replace(code_dim=config.latent_dim), spec.shape))
 

@@ -119,7 +119,7 @@ def build_networks(config, spec, *, autoencoder: bool) -> Networks:
   decoder = arch.decoder(config, image_shape)
   return Networks(
       generator=Generator(decoder, config.code_dim if autoencoder else None, spec.unit_range,
-                          config.code_components if autoencoder else 1),
+                          config.code_components if autoencoder else 1, jnp.dtype(config.dtype)),
       discriminator=arch.discriminator(config, image_shape),
       latent_dim=config.latent_dim,
       decoder_noise_dim=config.decoder_noise_dim,

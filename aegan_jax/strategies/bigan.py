@@ -22,6 +22,7 @@ max(--mlp_hidden) features, z is appended, and an MLP head of --mlp_hidden gives
 """
 
 import jax
+import jax.numpy as jnp
 
 from aegan_jax.adversarial import Adversary, update_discriminator
 from aegan_jax.models import ARCHS, apply_model
@@ -57,7 +58,7 @@ def joint_networks(config, spec) -> Networks:
       generator=Generator(arch.decoder(config, spec.shape), None, spec.unit_range),
       discriminator=JointDiscriminator(
           x_net=arch.encoder(config.replace(code_dim=features), spec.shape),
-          hidden=tuple(config.mlp_hidden)),
+          hidden=tuple(config.mlp_hidden), dtype=jnp.dtype(config.dtype)),
       latent_dim=config.latent_dim,
       encoder=arch.encoder(config.replace(code_dim=config.latent_dim), spec.shape))
 
