@@ -1,0 +1,65 @@
+"""scripts.benchmark on a tiny setting: its JSON lines say what was run and hold together.
+
+The figures depend on the machine; what is checked is the configuration each line reports,
+that the rates are real numbers, and that the derived figures are what their inputs give.
+"""
+
+import importlib.util
+import json
+
+import pytest
+
+from tests.conftest import run_module
+
+TINY = ["--windows=2", "--window_seconds=0.05", "--warmup_s=0"]
+
+
+def _records(proc):
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return [json.loads(line) for line in proc.stdout.strip().splitlines()]
+
+
+def test_one_line_per_configuration():
+  rows = _records(run_module("scripts.benchmark", "--strategy=mlp", "--batch_size=8",
+                             "--steps_per_call=1,2", *TINY))
+  assert [(r["workload"], r["batch_size"], r["steps_per_call"]) for r in rows] == [
+      ("mlp", 8, 1), ("mlp", 8, 2)]
+  for r in rows:
+    assert r["framework"].startswith("jax ") and r["platform"] == "cpu"
+    assert r["device_count"] >= 1 and r["dtype"] == "float32"
+    assert len(r["window_steps_per_sec"]) == 2 and all(w > 0 for w in r["window_steps_per_sec"])
+    assert sorted(r["window_steps_per_sec"])[0] <= r["steps_per_sec"]
+    assert r["images_per_sec"] == pytest.approx(r["steps_per_sec"] * 8, rel=1e-3, abs=0.1)
+    assert r["compile_s"] > 0 and r["peak_memory_bytes"] > 0
+    # The seed's networks at batch 8: each dense layer's matmul is 2 * 8 * in * out FLOPs, and
+    # a step runs D forward (real, fake, fake again) and backward, G forward and backward.
+    d, g = 784 * 128 + 128, 64 * 64 + 64 * 128 + 128 * 784
+    assert 2 * 8 * (3 * d + g) < r["flops_per_step"] < 2 * 8 * 10 * (d + g)
+    assert r["achieved_tflops"] == pytest.approx(
+        r["flops_per_step"] * r["steps_per_sec"] / 1e12, rel=1e-2, abs=1e-4)
+    assert r["peak_fraction"] is None  # no known peak for a CPU
+
+
+@pytest.mark.parametrize("flag,message", [
+    ("--strategy=resnet", "unknown --strategy 'resnet'; choose from reference, dcgan, mlp"),
+    ("--batch_size=0", "--batch_size must be positive integers, got 0"),
+    ("--dtype=float16", "unknown --dtype 'float16'"),
+])
+def test_bad_flags_are_one_line_errors(flag, message):
+  proc = run_module("scripts.benchmark", flag, *TINY)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+  assert len(errors) == 1 and message in errors[0], proc.stderr[-2000:]
+  assert "Traceback" not in proc.stderr and not proc.stdout.strip()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs PyTorch")
+def test_torch_runs_the_same_workload_beside():
+  rows = _records(run_module("scripts.benchmark", "--strategy=mlp", "--batch_size=8", "--torch",
+                             *TINY))
+  ours, theirs = rows
+  assert theirs["framework"].startswith("torch ") and theirs["batch_size"] == 8
+  assert theirs["workload"] == "mlp" and theirs["steps_per_sec"] > 0
+  assert ours["torch_steps_per_sec"] == theirs["steps_per_sec"]
+  assert ours["speedup_vs_torch"] == pytest.approx(
+      ours["steps_per_sec"] / theirs["steps_per_sec"], rel=1e-2)
