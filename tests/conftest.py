@@ -4,7 +4,13 @@ import os
 import subprocess
 import sys
 
-import pytest
+# The suite compiles hundreds of small programs and runs each for a few steps, where LLVM's
+# optimization of XLA:CPU's generated loops costs more time than it saves. XLA's own (HLO)
+# passes still run, so every program computes what it does in training. Set before JAX starts;
+# subprocesses inherit it.
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+
+import pytest  # noqa: E402
 
 from aegan_jax.config import Config
 
