@@ -18,6 +18,7 @@ import sys
 
 _M_TRIM_THRESHOLD = -1  # glibc mallopt parameters (malloc.h)
 _M_MMAP_MAX = -4
+KEEPING_FREED_MEMORY = False  # whether keep_freed_memory took effect in this process
 
 
 def keep_freed_memory() -> bool:
@@ -35,7 +36,10 @@ def keep_freed_memory() -> bool:
   except (OSError, AttributeError):
     return False
   mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-  return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+  global KEEPING_FREED_MEMORY
+  KEEPING_FREED_MEMORY = bool(mallopt(_M_MMAP_MAX, 0)) and bool(
+      mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+  return KEEPING_FREED_MEMORY
 
 
 def peak_rss() -> int:

@@ -21,7 +21,7 @@ import numpy as np
 
 from aegan_jax import config as config_lib
 from aegan_jax import data as data_lib
-from aegan_jax import adversarial, evaluation, parallel, strategies, writers
+from aegan_jax import adversarial, evaluation, parallel, prng, strategies, writers
 from aegan_jax import population as population_lib
 from aegan_jax.checkpoint import Checkpointer
 from aegan_jax.data import pipeline
@@ -30,6 +30,8 @@ from aegan_jax.losses import ADVERSARIAL
 from aegan_jax.models import ARCHS
 from aegan_jax.state import TrainState
 from aegan_jax.strategies.base import Phase, Strategy
+
+prng.unroll_threefry_on_cpu()  # the same random bits, without a loop per draw on CPU
 
 # Sub-keys of the run's root key, one per purpose (fold_in constants, never reused).
 _DATA_KEY, _SAMPLE_KEY, _RECON_KEY = 1001, 1002, 1003

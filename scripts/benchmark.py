@@ -8,7 +8,10 @@
 
 One JSON line per configuration (every combination of the comma-separated flags), then, with
 --torch, one line for PyTorch eager on the same workload and batch, run in a child process
-(scripts/benchmark_torch.py) after the JAX measurement, and the ratio in the JAX line.
+(scripts/benchmark_torch.py; the two frameworks never share a process or its thread pools),
+and the ratio in the JAX line. The configurations of a workload and batch size, and PyTorch,
+take turns window by window, so that a machine whose speed drifts during the run (a shared
+or virtual one) moves every figure alike and the ratios stay true.
 
 Workloads (--strategy):
   reference: the performance issue's DCGAN, kept exactly so figures stay comparable: the
@@ -23,8 +26,13 @@ the state. Data: N = 100 batches of random uint8 28x28x1 images placed on the de
 
 Figures: compile_s is the first call (tracing, compilation, one call); steps_per_sec the median
 of --windows windows of --window_seconds each, after --warmup_s of steady running;
-images_per_sec = steps_per_sec * batch; peak_memory_bytes the device's peak where it reports
-one (GPU/TPU), else the process's peak resident set (peak_memory_kind says which).
+images_per_sec = steps_per_sec * batch; flops_per_step XLA's count of the step's arithmetic as
+written (before optimization), achieved_tflops = flops_per_step * steps_per_sec, and
+peak_fraction that over the device's dense peak where it is known (H100/H200: bf16 989, TF32
+495 TFLOP/s); peak_memory_bytes the device's peak where it reports one (GPU/TPU), else the
+process's peak resident set (peak_memory_kind says which). Like every entry point, the JAX side
+runs with glibc keeping freed memory (aegan_jax/host.py); the PyTorch side as it comes, or
+likewise with --torch_keep_freed_memory (keeps_freed_memory in each line says which).
 """
 
 import importlib.util
@@ -56,6 +64,7 @@ WORKLOADS = {
                 loss="minimax", g_lr=1e-4, d_lr=1e-4, ae_lr=1e-4, adam_b1=0.9),
 }
 _PHASE = {"gan": "gan", "ae_pretrain": "gan"}
+_SETTLE_S = 0.2  # a pause before each window: the other side's idle threads stop spinning
 
 
 def define_flags() -> None:
@@ -65,6 +74,8 @@ def define_flags() -> None:
   flags.DEFINE_list("conv_impl", ["auto"], "auto, stock or fast (models/conv.py).")
   flags.DEFINE_list("dtype", ["float32"], "float32 or bfloat16 (mixed precision).")
   flags.DEFINE_bool("torch", False, "Also run the workload in PyTorch eager (needs torch).")
+  flags.DEFINE_bool("torch_keep_freed_memory", False, "Run PyTorch with glibc keeping freed "
+                    "memory too, as the JAX side does (aegan_jax/host.py); off: as it comes.")
   flags.DEFINE_integer("windows", 5, "Timed windows; steps/s is their median.")
   flags.DEFINE_float("window_seconds", 2.0, "Length of one timed window.")
   flags.DEFINE_float("warmup_s", 2.0, "Steady running after the first call, before timing.")
@@ -91,88 +102,120 @@ def peak_tflops(device_kind: str, dtype: str):
   return None
 
 
-def measure(workload: str, batch_size: int, steps_per_call: int = 1, conv_impl: str = "auto",
-            dtype: str = "float32", windows: int = 5, window_seconds: float = 2.0,
-            warmup_s: float = 2.0) -> dict:
-  """Times the trainer's compiled step for one configuration; returns the JSON record."""
-  from aegan_jax import config as config_lib, data as data_lib, parallel, strategies, train
-  from aegan_jax.data import pipeline
+class JaxStep:
+  """The trainer's compiled step for one configuration, built, compiled and warmed up; then
+  timed one window at a time (so that configurations and PyTorch can take turns)."""
 
-  config = config_lib.validate(config_lib.Config(
-      **WORKLOADS[workload], batch_size=batch_size, conv_impl=conv_impl, dtype=dtype,
-      steps_per_call=steps_per_call))
-  dp = parallel.DataParallel.create()
-  dp.check_batch_size(batch_size)
-  spec = data_lib.Spec((28, 28, 1), unit_range=True)
-  strategy = strategies.build(config, spec)
-  n = 100 * batch_size
-  rng = np.random.default_rng(0)
-  data = dp.replicate({"image": rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8),
-                       "label": np.zeros((n,), np.int32)})
-  perm = dp.replicate(pipeline.epoch_permutation(jax.random.key(1), 0, n))
-  state = dp.replicate(strategy.init(jax.random.key(config.seed)))
-  fn = train.compile_phase(config, strategy, _PHASE[config.strategy], spec, dp,
-                           steps_per_call=steps_per_call)
+  def __init__(self, workload: str, batch_size: int, steps_per_call: int = 1,
+               conv_impl: str = "auto", dtype: str = "float32", warmup_s: float = 2.0):
+    from aegan_jax import config as config_lib, data as data_lib, parallel, strategies, train
+    from aegan_jax.data import pipeline
 
-  def call(state):
-    # Stay inside the first epoch's permutation: the step index only picks the batch.
-    state = state.replace(step=state.step % (100 - steps_per_call))
-    return fn(state, data, perm, {})
+    config = config_lib.validate(config_lib.Config(
+        **WORKLOADS[workload], batch_size=batch_size, conv_impl=conv_impl, dtype=dtype,
+        steps_per_call=steps_per_call))
+    self.config, self.workload, self.rates = config, workload, []
+    self.dp = parallel.DataParallel.create()
+    self.dp.check_batch_size(batch_size)
+    spec = data_lib.Spec((28, 28, 1), unit_range=True)
+    strategy = strategies.build(config, spec)
+    n = 100 * batch_size  # the step index wraps around these 100 batches inside the step
+    rng = np.random.default_rng(0)
+    self.data = self.dp.replicate({"image": rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8),
+                                   "label": np.zeros((n,), np.int32)})
+    self.perm = self.dp.replicate(pipeline.epoch_permutation(jax.random.key(1), 0, n))
+    self.state = self.dp.replicate(strategy.init(jax.random.key(config.seed)))
+    self.fn = train.compile_phase(config, strategy, _PHASE[config.strategy], spec, self.dp,
+                                  steps_per_call=steps_per_call)
+    # The step's arithmetic as written (XLA's cost analysis before optimization), per step.
+    cost = self.fn.lower(self.state, self.data, self.perm, {}).cost_analysis() or {}
+    self.flops = float(cost.get("flops", 0.0)) / steps_per_call
+    start = time.perf_counter()
+    self._call()
+    jax.block_until_ready(self.metrics)
+    self.compile_s = time.perf_counter() - start
+    self._run(warmup_s)
 
-  # The step's arithmetic as written (XLA's cost analysis before optimization), per step.
-  cost = fn.lower(state, data, perm, {}).cost_analysis() or {}
-  flops = float(cost.get("flops", 0.0)) / steps_per_call
-  start = time.perf_counter()
-  state, metrics = call(state)
-  jax.block_until_ready(metrics)
-  compile_s = time.perf_counter() - start
-  start = time.perf_counter()
-  while time.perf_counter() - start < warmup_s:
-    state, metrics = call(state)
-  jax.block_until_ready(metrics)
-  rates = []
-  for _ in range(windows):
+  def _call(self) -> None:
+    self.state, self.metrics = self.fn(self.state, self.data, self.perm, {})
+
+  def _run(self, seconds: float) -> int:
     calls, start = 0, time.perf_counter()
-    while time.perf_counter() - start < window_seconds:
-      state, metrics = call(state)
+    while time.perf_counter() - start < seconds:
+      self._call()
       calls += 1
       if calls % 8 == 0:  # keep a few calls in flight, not an unbounded queue
-        jax.block_until_ready(metrics)
-    jax.block_until_ready(metrics)
-    rates.append(calls * steps_per_call / (time.perf_counter() - start))
-  if not all(np.isfinite(v).all() for v in jax.tree.leaves(jax.device_get(metrics))):
-    raise RuntimeError(f"{workload}: non-finite metrics; the timing would be meaningless")
-  rate = statistics.median(rates)
-  peak, peak_kind = _peak_memory()
-  device = jax.devices()[0]
-  achieved = flops * rate / 1e12
-  peak_tf = peak_tflops(device.device_kind, dtype)
-  return {"framework": f"jax {jax.__version__}", "workload": workload,
-          "strategy": config.strategy, "arch": config.arch, "batch_size": batch_size,
-          "dtype": dtype, "conv_impl": resolve(conv_impl) if config.arch == "dcgan" else "-",
-          "steps_per_call": steps_per_call, "device_kind": device.device_kind,
-          "platform": device.platform, "device_count": dp.num_devices,
-          "compile_s": round(compile_s, 3), "steps_per_sec": round(rate, 3),
-          "images_per_sec": round(rate * batch_size, 1),
-          "window_steps_per_sec": [round(r, 3) for r in rates],
-          "flops_per_step": flops, "achieved_tflops": round(achieved, 4),
-          "peak_tflops": peak_tf,
-          "peak_fraction": round(achieved / peak_tf, 4) if peak_tf else None,
-          "peak_memory_bytes": peak, "peak_memory_kind": peak_kind}
+        jax.block_until_ready(self.metrics)
+    jax.block_until_ready(self.metrics)
+    return calls
+
+  def window(self, seconds: float) -> None:
+    time.sleep(_SETTLE_S)
+    start = time.perf_counter()
+    calls = self._run(seconds)
+    self.rates.append(calls * self.config.steps_per_call / (time.perf_counter() - start))
+
+  def record(self) -> dict:
+    config = self.config
+    if not all(np.isfinite(v).all() for v in jax.tree.leaves(jax.device_get(self.metrics))):
+      raise RuntimeError(f"{self.workload}: non-finite metrics; the timing would be meaningless")
+    rate = statistics.median(self.rates)
+    peak, peak_kind = _peak_memory()
+    device = jax.devices()[0]
+    achieved = self.flops * rate / 1e12
+    peak_tf = peak_tflops(device.device_kind, config.dtype)
+    return {"framework": f"jax {jax.__version__}", "workload": self.workload,
+            "strategy": config.strategy, "arch": config.arch, "batch_size": config.batch_size,
+            "dtype": config.dtype,
+            "conv_impl": resolve(config.conv_impl) if config.arch == "dcgan" else "-",
+            "steps_per_call": config.steps_per_call, "device_kind": device.device_kind,
+            "platform": device.platform, "device_count": self.dp.num_devices,
+            "keeps_freed_memory": host.KEEPING_FREED_MEMORY,
+            "compile_s": round(self.compile_s, 3), "steps_per_sec": round(rate, 3),
+            "images_per_sec": round(rate * config.batch_size, 1),
+            "window_steps_per_sec": [round(r, 3) for r in self.rates],
+            "flops_per_step": self.flops, "achieved_tflops": round(achieved, 4),
+            "peak_tflops": peak_tf,
+            "peak_fraction": round(achieved / peak_tf, 4) if peak_tf else None,
+            "peak_memory_bytes": peak, "peak_memory_kind": peak_kind}
 
 
-def run_torch(workload: str, batch_size: int, dtype: str, windows: int,
-              window_seconds: float) -> dict:
-  """The PyTorch twin of a workload, measured in a child process (scripts/benchmark_torch.py)."""
-  cmd = [sys.executable, "-m", "scripts.benchmark_torch", f"--workload={workload}",
-         f"--batch_size={batch_size}", f"--dtype={dtype}", f"--windows={windows}",
-         f"--window_seconds={window_seconds}"]
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
-  if proc.returncode != 0:
-    last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-    raise UserError(f"{shlex.join(cmd)} failed: {last}")
-  return json.loads(proc.stdout.strip().splitlines()[-1])
+class TorchStep:
+  """The PyTorch twin of a workload in a child process (scripts/benchmark_torch.py --serve),
+  timed one window at a time on request, so that it takes turns with the JAX steps: a machine
+  whose speed drifts during the run then moves both sides alike."""
+
+  def __init__(self, workload: str, batch_size: int, dtype: str, keep_freed_memory: bool):
+    self.cmd = [sys.executable, "-m", "scripts.benchmark_torch", f"--workload={workload}",
+                f"--batch_size={batch_size}", f"--dtype={dtype}", "--serve"]
+    if keep_freed_memory:
+      self.cmd.append("--keep_freed_memory")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    self.proc = subprocess.Popen(self.cmd, cwd=root, text=True, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    self._read()  # {"ready": ...}: built, first step and warm-up done
+
+  def _read(self) -> dict:
+    line = self.proc.stdout.readline()
+    if not line:
+      self.proc.wait()
+      last = (self.proc.stderr.read().strip().splitlines() or ["(no output)"])[-1]
+      raise UserError(f"{shlex.join(self.cmd)} failed: {last}")
+    return json.loads(line)
+
+  def _ask(self, request: str) -> dict:
+    self.proc.stdin.write(request + "\n")
+    self.proc.stdin.flush()
+    return self._read()
+
+  def window(self, seconds: float) -> None:
+    time.sleep(_SETTLE_S)
+    self._ask(f"window {seconds}")
+
+  def record(self) -> dict:
+    out = self._ask("done")
+    self.proc.wait()
+    return out
 
 
 def _ints(name: str, values: list[str]) -> list[int]:
@@ -216,18 +259,22 @@ def main(argv) -> None:
   for workload in FLAGS.strategy:
     for batch in batch_sizes:
       for dtype in FLAGS.dtype:
-        records = [measure(workload, batch, spc, impl, dtype, FLAGS.windows,
-                           FLAGS.window_seconds, FLAGS.warmup_s)
-                   for impl in FLAGS.conv_impl for spc in steps_per_call]
-        if FLAGS.torch:
-          ref = run_torch(workload, batch, dtype, FLAGS.windows, FLAGS.window_seconds)
+        timers = [JaxStep(workload, batch, spc, impl, dtype, FLAGS.warmup_s)
+                  for impl in FLAGS.conv_impl for spc in steps_per_call]
+        ref = (TorchStep(workload, batch, dtype, FLAGS.torch_keep_freed_memory)
+               if FLAGS.torch else None)
+        for _ in range(FLAGS.windows):  # the configurations and PyTorch take turns
+          for timer in timers + ([ref] if ref else []):
+            timer.window(FLAGS.window_seconds)
+        records = [t.record() for t in timers]
+        if ref:
+          theirs = ref.record()
           for r in records:
-            r["torch_steps_per_sec"] = ref["steps_per_sec"]
-            r["speedup_vs_torch"] = round(r["steps_per_sec"] / ref["steps_per_sec"], 3)
+            r["torch_steps_per_sec"] = theirs["steps_per_sec"]
+            r["speedup_vs_torch"] = round(r["steps_per_sec"] / theirs["steps_per_sec"], 3)
+          records.append(theirs)
         for r in records:
           emit(r)
-        if FLAGS.torch:
-          emit(ref)
 
 
 if __name__ == "__main__":

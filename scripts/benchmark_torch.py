@@ -22,6 +22,7 @@ through the updated D, as aegan_jax's gan_step does.
 import argparse
 import json
 import statistics
+import sys
 import time
 
 import torch
@@ -86,9 +87,15 @@ def main() -> None:
   parser.add_argument("--batch_size", type=int, default=64)
   parser.add_argument("--windows", type=int, default=5)
   parser.add_argument("--window_seconds", type=float, default=2.0)
-  parser.add_argument("--warmup_steps", type=int, default=5)
+  parser.add_argument("--warmup_s", type=float, default=2.0)
   parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+  parser.add_argument("--keep_freed_memory", action="store_true",
+                      help="glibc keeps freed memory, as in aegan_jax's entry points")
+  parser.add_argument("--serve", action="store_true",
+                      help="after warm-up, print a line and time one window per 'window S' "
+                           "line on stdin, until 'done' (how scripts.benchmark takes turns)")
   args = parser.parse_args()
+  kept = host.keep_freed_memory() if args.keep_freed_memory else False
 
   device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
   g, d, lr, b1, loss = build(args.workload)
@@ -116,35 +123,43 @@ def main() -> None:
     opt_g.step()
 
   sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+  def run(seconds: float) -> float:
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+      step()
+      n += 1
+      if device.type != "cuda" or n % 10 == 0:
+        sync()
+    sync()
+    return n / (time.perf_counter() - start)
+
   start = time.perf_counter()
   step()
   sync()
   first = time.perf_counter() - start
-  for _ in range(args.warmup_steps):
-    step()
-  sync()
+  run(args.warmup_s)
   rates = []
-  for _ in range(args.windows):
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < args.window_seconds:
-      step()
-      n += 1
-      if device.type == "cuda" and n % 10:
-        continue
-      sync()
-    sync()
-    rates.append(n / (time.perf_counter() - start))
+  if args.serve:
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+      if line.strip() == "done":
+        break
+      rates.append(run(float(line.split()[1])))
+      print(json.dumps({"steps_per_sec": rates[-1]}), flush=True)
+  else:
+    rates = [run(args.window_seconds) for _ in range(args.windows)]
   rate = statistics.median(rates)
   peak = (torch.cuda.max_memory_allocated() if device.type == "cuda" else host.peak_rss())
   print(json.dumps({
       "framework": f"torch {torch.__version__} eager", "workload": args.workload,
       "batch_size": b, "dtype": args.dtype,
       "device_kind": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-      "device_count": 1, "threads": torch.get_num_threads(),
+      "device_count": 1, "threads": torch.get_num_threads(), "keeps_freed_memory": kept,
       "compile_s": round(first, 3), "steps_per_sec": round(rate, 3),
       "images_per_sec": round(rate * b, 1), "window_steps_per_sec": [round(r, 3) for r in rates],
       "peak_memory_bytes": peak,
-      "peak_memory_kind": "device" if device.type == "cuda" else "host_peak_rss"}))
+      "peak_memory_kind": "device" if device.type == "cuda" else "host_peak_rss"}), flush=True)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aegan_jax.models import conv
+from aegan_jax.models import conv, dcgan
 from aegan_jax.models.dcgan import DCGANDecoder, DCGANDiscriminator
 
 
@@ -84,8 +84,12 @@ def test_adjoint_is_an_involution_and_the_layers_are_adjoint():
   assert abs(float(lhs - rhs)) < 1e-4 * abs(float(lhs))
 
 
-@pytest.mark.parametrize("spectral_norm", [False, True])
-def test_dcgan_networks_same_params_and_grads_under_both_impls(spectral_norm):
+@pytest.mark.parametrize("spectral_norm,microbatch", [(False, 0), (True, 0), (False, 2)])
+def test_dcgan_networks_same_params_and_grads_under_both_impls(monkeypatch, spectral_norm,
+                                                               microbatch):
+  """microbatch=2: the fast discriminator passes a batch of 4 through its convolutions in two
+  pieces (a cache-sized microbatch on CPU); the numbers must not change."""
+  monkeypatch.setattr(dcgan, "MICROBATCH", microbatch)
   x = jax.random.uniform(jax.random.key(0), (4, 28, 28, 1))
   z = jax.random.normal(jax.random.key(1), (4, 16))
   for make, inp in [(lambda i: DCGANDiscriminator(8, spectral_norm, impl=i), x),

@@ -168,3 +168,30 @@ print(ok, plain, faults())
     pytest.skip("not glibc: the allocator setting does not apply")
   assert int(plain) > 10 * 5000  # ~10,000 fresh pages per 40 MB allocation
   assert int(kept) < int(plain) / 20
+
+
+def test_unrolled_threefry_draws_the_same_bits_without_a_loop():
+  code = """
+import jax
+import numpy as np
+from aegan_jax import prng
+
+def draw():
+  f = jax.jit(lambda k: (jax.random.normal(jax.random.fold_in(k, 7), (64, 64)),
+                         jax.random.key_data(jax.random.split(k, 5)),
+                         jax.random.permutation(k, 4500)))
+  k = jax.random.key(3)
+  return [np.asarray(a) for a in f(k)], "while" in f.lower(k).compile().as_text()
+
+rolled, rolled_loop = draw()
+took = prng.unroll_threefry_on_cpu()
+jax.clear_caches()
+unrolled, unrolled_loop = draw()
+print(took, rolled_loop, unrolled_loop, all(np.array_equal(a, b) for a, b in zip(rolled, unrolled)))
+"""
+  out = run_module("tests._run_code", code)
+  assert out.returncode == 0, out.stderr[-2000:]
+  took, rolled_loop, unrolled_loop, same = out.stdout.split()
+  if took != "True":
+    pytest.skip("this JAX version keeps threefry's lowering elsewhere")
+  assert (rolled_loop, unrolled_loop, same) == ("True", "False", "True")
