@@ -12,6 +12,7 @@ Modules, one concern each:
   checkpoint   orbax CheckpointManager with configuration guard
   writers      metrics.jsonl, TensorBoard and PNG image grids
   train        train_and_evaluate(config, workdir): the loop that ties them together
+  host, prng   process-level speed-ups on CPU: malloc keeps freed memory; threefry unrolled
 """
 
 __version__ = "0.1.0"

@@ -7,12 +7,15 @@ free, so every training step of the dcgan networks at batch 64 faulted in ~8,500
 (docs/performance.md). `keep_freed_memory` makes malloc serve them from its heap and keep what
 is freed, so the next step reuses warm pages. The cost is that the process keeps its peak
 memory for its lifetime, which is what a training process does anyway.
+AEGAN_JAX_KEEP_FREED_MEMORY=0 in the environment turns it off (for a measurement, or a process
+that must give memory back).
 
 Standard library only: the PyTorch side of scripts.benchmark imports it without JAX.
 """
 
 import ctypes
 import ctypes.util
+import os
 import resource
 import sys
 
@@ -28,7 +31,8 @@ def keep_freed_memory() -> bool:
   changes how later allocations are served. Allocations larger than a thread heap (64 MB; at
   batch 256 XLA asks for one of 120 MB per step) are still mapped afresh.
   """
-  if not sys.platform.startswith("linux"):
+  if not sys.platform.startswith("linux") or os.environ.get(
+      "AEGAN_JAX_KEEP_FREED_MEMORY", "1") == "0":
     return False
   try:
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

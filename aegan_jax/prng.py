@@ -6,7 +6,10 @@ and noise with a handful of small threefry calls (fold_in, split, normal), and o
 then a loop of several thunks: 9-11% of the seed's mlp step on 2 cores (docs/performance.md).
 `unroll_threefry_on_cpu` registers JAX's unrolled lowering for CPU too. It is the same
 algorithm written out, so every random number is bit-identical (tests/test_speed.py).
+AEGAN_JAX_UNROLL_THREEFRY=0 in the environment keeps JAX's own lowering (for a measurement).
 """
+
+import os
 
 _done = False
 
@@ -20,6 +23,8 @@ def unroll_threefry_on_cpu() -> bool:
   global _done
   if _done:
     return True
+  if os.environ.get("AEGAN_JAX_UNROLL_THREEFRY", "1") == "0":
+    return False
   try:
     from jax._src.interpreters import mlir
     from jax._src.random import threefry2x32

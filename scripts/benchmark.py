@@ -31,8 +31,10 @@ written (before optimization), achieved_tflops = flops_per_step * steps_per_sec,
 peak_fraction that over the device's dense peak where it is known (H100/H200: bf16 989, TF32
 495 TFLOP/s); peak_memory_bytes the device's peak where it reports one (GPU/TPU), else the
 process's peak resident set (peak_memory_kind says which). Like every entry point, the JAX side
-runs with glibc keeping freed memory (aegan_jax/host.py); the PyTorch side as it comes, or
-likewise with --torch_keep_freed_memory (keeps_freed_memory in each line says which).
+runs with glibc keeping freed memory (aegan_jax/host.py) and threefry unrolled on CPU
+(aegan_jax/prng.py); AEGAN_JAX_KEEP_FREED_MEMORY=0 / AEGAN_JAX_UNROLL_THREEFRY=0 turn them
+off to measure what they bring. The PyTorch side runs as it comes, or with the same allocator
+setting under --torch_keep_freed_memory (keeps_freed_memory in each line says which).
 """
 
 import importlib.util
@@ -49,7 +51,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from aegan_jax import cli, host
+from aegan_jax import cli, host, prng
 from aegan_jax.errors import UserError
 from aegan_jax.models.conv import IMPLS, resolve
 
@@ -171,6 +173,7 @@ class JaxStep:
             "steps_per_call": config.steps_per_call, "device_kind": device.device_kind,
             "platform": device.platform, "device_count": self.dp.num_devices,
             "keeps_freed_memory": host.KEEPING_FREED_MEMORY,
+            "threefry_unrolled": prng.unroll_threefry_on_cpu(),
             "compile_s": round(self.compile_s, 3), "steps_per_sec": round(rate, 3),
             "images_per_sec": round(rate * config.batch_size, 1),
             "window_steps_per_sec": [round(r, 3) for r in self.rates],

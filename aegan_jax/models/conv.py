@@ -7,24 +7,28 @@ how XLA is asked to compute them changes (`--conv_impl`):
 
 - 'stock': flax's layers as they are; XLA differentiates them. Right for GPU and TPU, where
   cuDNN and the TPU compiler handle every convolution and both of its gradients well.
-- 'fast': a custom VJP that poses each of the six pieces (forward, input gradient, kernel
-  gradient, of the convolution and of the transposed convolution) as the XLA:CPU computation
-  that runs it fastest. Measured on 2 cores at batch 256 (scripts/benchmark_conv.py prints the
-  table; docs/performance.md keeps it), XLA:CPU is fast at a strided convolution's forward pass
-  (~250 GFLOP/s) and slow at two of the gradients XLA derives from it:
-    * the input gradient, a transposed convolution, lowers to a convolution over a
-      zero-dilated input (4x the work). The same numbers come from the sub-pixel form: one
-      stride-1 2x2 convolution over the 2x2 blocks of the input folded into channels
-      (space-to-depth), differentiated instead (`_conv_s2d`).
-    * the kernel gradient contracts over the whole batch in one convolution whose operands
-      (12.8 MB at batch 256) spill the 4 MB L2 cache: ~90 GFLOP/s. Summing it over batch
-      chunks that fit (`_KERNEL_GRAD_ROWS`) runs at the batch-64 rate, 2.3x faster.
+- 'fast': a custom VJP that poses each of the six pieces (forward, input gradient and kernel
+  gradient of the convolution and of the transposed convolution) as the computation XLA:CPU
+  runs fastest. `python -m scripts.benchmark_conv` times every piece of the reference networks
+  in both formulations (docs/performance.md has the table). On 2 cores at batch 256:
+    * XLA's kernel gradient of a transposed convolution took 2.4 s for the generator's
+      128->64 layer: the convolution is the adjoint of a strided one, so its kernel gradient
+      is the strided convolution's, with input and output gradient exchanged (12 ms).
+    * A kernel gradient contracts over the whole batch in one convolution whose operands
+      (12.8 MB) spill the 4 MB L2 cache (38 ms for the 64->128 layer). Summed over batch chunks
+      that fit (`_KERNEL_GRAD_ROWS`), from operands transposed once into chunk-major layouts,
+      it takes 15 ms.
+    * XLA derives an input gradient as a convolution over a zero-dilated input. The sub-pixel
+      form is one stride-1 2x2 convolution over the 2x2 blocks folded into channels
+      (space-to-depth), differentiated instead, in chunks of 128 rows (18 -> 13 ms). With
+      one input channel (the image layer), one matmul gives every position's 4x4 patch of
+      contributions, then the overlapping patches are summed (col2im).
   The transposed convolution is the adjoint of the convolution with the adjoint kernel
-  (spatially flipped, input and output channels swapped), so its three pieces are the
-  convolution's three pieces with the roles of input and gradient exchanged:
+  (spatially flipped, input and output channels swapped), so its pieces are the convolution's
+  with the roles of input and gradient exchanged:
     conv_transpose(x, K)         = input gradient of conv(., adjoint(K)) at x
     d conv_transpose(x, K) / dx  = conv(g, adjoint(K))
-    d conv_transpose(x, K) / dK  = adjoint(kernel gradient of conv(., .) with input g, grad x)
+    d conv_transpose(x, K) / dK  = adjoint(kernel gradient of conv with input g, gradient x)
 - 'auto' (default): 'fast' on CPU, 'stock' elsewhere, decided when the layer is traced.
 """
 
