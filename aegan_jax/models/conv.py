@@ -51,6 +51,14 @@ _INPUT_GRAD_ROWS = 128
 _NARROW = 8  # input channels below which the input gradient is XLA's own and chunks are small
 
 
+def batch_pieces_ok(n: int, rows: int) -> bool:
+  """Whether a batch of n rows may be cut into pieces of `rows` (more than one, all equal).
+
+  Only on one device: a batch sharded over several would be resharded piece by piece.
+  """
+  return n > rows and n % rows == 0 and jax.device_count() == 1
+
+
 def resolve(impl: str) -> str:
   """'auto' -> the formulation for the default backend."""
   if impl not in IMPLS:
@@ -104,7 +112,7 @@ def _input_grad(g: jax.Array, kernel: jax.Array, x_shape) -> jax.Array:
   def one(g):
     return jax.vjp(lambda x: f(x, kernel), jnp.zeros((len(g), *x_shape[1:]), g.dtype))[1](g)[0]
   rows, n = _INPUT_GRAD_ROWS, g.shape[0]
-  if n <= rows or n % rows:
+  if not batch_pieces_ok(n, rows):
     return one(g)
   return jnp.concatenate([one(g[i:i + rows]) for i in range(0, n, rows)])
 
@@ -128,7 +136,7 @@ def _kernel_grad(x: jax.Array, g: jax.Array, kernel_shape) -> jax.Array:
   rows = _KERNEL_GRAD_ROWS["narrow" if kernel_shape[2] < _NARROW else "wide"]
   n, h, w, c = x.shape
   _, p, q, o = g.shape
-  if n <= 2 * rows or n % rows:
+  if n <= 2 * rows or not batch_pieces_ok(n, rows):
     rows = n
   t = n // rows
   # The kernel gradient is a convolution over x whose batch is x's channels and whose

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from aegan_jax.errors import UserError
 from aegan_jax.models import ARCHS, Arch, join_noise
-from aegan_jax.models.conv import Conv4x4s2, resolve
+from aegan_jax.models.conv import Conv4x4s2, batch_pieces_ok, resolve
 from aegan_jax.models.layers import MinibatchDiscrimination, maybe_sn
 
 
@@ -40,7 +40,7 @@ def conv_features(x: jax.Array, channels: int, spectral_norm: bool, train: bool,
   # Each example goes through these layers alone, so the batch may go through in pieces: the
   # same numbers, and each piece's activations stay in cache from one layer to the next.
   # (Not with spectral norm, whose power iteration would then run once a piece.)
-  if m and resolve(impl) == "fast" and not spectral_norm and n > m and n % m == 0:
+  if m and resolve(impl) == "fast" and not spectral_norm and batch_pieces_ok(n, m):
     return jnp.concatenate([body(x[i:i + m]) for i in range(0, n, m)])
   return body(x)
 
