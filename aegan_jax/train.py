@@ -21,7 +21,7 @@ import numpy as np
 
 from aegan_jax import config as config_lib
 from aegan_jax import data as data_lib
-from aegan_jax import adversarial, evaluation, parallel, prng, strategies, writers
+from aegan_jax import adversarial, evaluation, host, parallel, prng, strategies, writers
 from aegan_jax import population as population_lib
 from aegan_jax.checkpoint import Checkpointer
 from aegan_jax.data import pipeline
@@ -112,7 +112,8 @@ def compile_phase(config: config_lib.Config, strategy: Strategy, phase_name: str
                         length=steps_per_call, unroll=jax.default_backend() == "cpu")
 
   return jax.jit(run, donate_argnums=(0,),
-                 out_shardings=(dp.batch if spread else dp.replicated, dp.replicated))
+                 out_shardings=(dp.batch if spread else dp.replicated, dp.replicated),
+                 compiler_options=host.xla_compiler_options(jax.default_backend()))
 
 
 def _format_eta(seconds: float) -> str:

@@ -170,6 +170,44 @@ print(ok, plain, faults())
   assert int(kept) < int(plain) / 20
 
 
+def test_large_step_temporaries_are_kept_too():
+  # Three 32 MB products alive at once: XLA asks for ~96 MB of temporaries per call, more than
+  # a glibc thread heap, so they were mapped afresh each call until split (host.py).
+  code = """
+import resource
+from aegan_jax import host
+ok = host.keep_freed_memory()
+import jax, jax.numpy as jnp, numpy as np
+
+def fn(x, w):
+  a, b, c = x @ w[0], x @ w[1], x @ w[2]  # each read by two reductions: materialized
+  return (a * b).sum(axis=0) + (b * c).max(axis=0), (c * a).sum(axis=1) + (a - b).min(axis=1)
+
+x = jnp.asarray(np.random.default_rng(0).normal(size=(8192, 64)), jnp.float32)
+w = jnp.asarray(np.random.default_rng(1).normal(size=(3, 64, 1024)), jnp.float32)
+
+def faults(f):
+  for _ in range(3):
+    jax.block_until_ready(f(x, w))
+  before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+  for _ in range(5):
+    out = jax.block_until_ready(f(x, w))
+  return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before, out
+
+plain, want = faults(jax.jit(fn))
+split, got = faults(jax.jit(fn, compiler_options=host.xla_compiler_options("cpu")))
+print(ok, host.xla_compiler_options("gpu") == {}, plain, split, all((np.asarray(g) == np.asarray(h)).all() for g, h in zip(got, want)))
+"""
+  out = run_module("tests._run_code", code)
+  assert out.returncode == 0, out.stderr
+  ok, gpu_untouched, plain, split, equal = out.stdout.split()
+  if ok != "True":
+    pytest.skip("not glibc: the allocator setting does not apply")
+  assert gpu_untouched == "True" and equal == "True"
+  assert int(plain) > 5 * 15000  # ~24,000 fresh pages per call
+  assert int(split) < int(plain) / 20
+
+
 def test_unrolled_threefry_draws_the_same_bits_without_a_loop():
   code = """
 import jax
