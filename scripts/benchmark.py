@@ -30,7 +30,9 @@ images_per_sec = steps_per_sec * batch; flops_per_step XLA's count of the step's
 written (before optimization), achieved_tflops = flops_per_step * steps_per_sec, and
 peak_fraction that over the device's dense peak where it is known (H100/H200: bf16 989, TF32
 495 TFLOP/s); peak_memory_bytes the device's peak where it reports one (GPU/TPU), else the
-process's peak resident set (peak_memory_kind says which). Like every entry point, the JAX side
+process's peak resident set (peak_memory_kind says which); page_faults_per_step the host pages
+faulted in per step during the timed windows (median; 0 when the allocator reuses memory). Like
+every entry point, the JAX side
 runs with glibc keeping freed memory (aegan_jax/host.py) and threefry unrolled on CPU
 (aegan_jax/prng.py); AEGAN_JAX_KEEP_FREED_MEMORY=0 / AEGAN_JAX_UNROLL_THREEFRY=0 turn them
 off to measure what they bring. The PyTorch side runs as it comes, or with the same allocator
@@ -40,6 +42,7 @@ setting under --torch_keep_freed_memory (keeps_freed_memory in each line says wh
 import importlib.util
 import json
 import os
+import resource
 import shlex
 import statistics
 import subprocess
@@ -116,7 +119,7 @@ class JaxStep:
     config = config_lib.validate(config_lib.Config(
         **WORKLOADS[workload], batch_size=batch_size, conv_impl=conv_impl, dtype=dtype,
         steps_per_call=steps_per_call))
-    self.config, self.workload, self.rates = config, workload, []
+    self.config, self.workload, self.rates, self.faults = config, workload, [], []
     self.dp = parallel.DataParallel.create()
     self.dp.check_batch_size(batch_size)
     spec = data_lib.Spec((28, 28, 1), unit_range=True)
@@ -153,9 +156,13 @@ class JaxStep:
 
   def window(self, seconds: float) -> None:
     time.sleep(_SETTLE_S)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.perf_counter()
-    calls = self._run(seconds)
-    self.rates.append(calls * self.config.steps_per_call / (time.perf_counter() - start))
+    steps = self._run(seconds) * self.config.steps_per_call
+    self.rates.append(steps / (time.perf_counter() - start))
+    # Pages the host faulted in per step: fresh memory for buffers that could have been reused
+    # (aegan_jax/host.py); 0 once the allocator keeps what the steps free.
+    self.faults.append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / steps)
 
   def record(self) -> dict:
     config = self.config
@@ -177,6 +184,7 @@ class JaxStep:
             "compile_s": round(self.compile_s, 3), "steps_per_sec": round(rate, 3),
             "images_per_sec": round(rate * config.batch_size, 1),
             "window_steps_per_sec": [round(r, 3) for r in self.rates],
+            "page_faults_per_step": round(statistics.median(self.faults), 1),
             "flops_per_step": self.flops, "achieved_tflops": round(achieved, 4),
             "peak_tflops": peak_tf,
             "peak_fraction": round(achieved / peak_tf, 4) if peak_tf else None,

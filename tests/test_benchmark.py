@@ -31,6 +31,7 @@ def test_one_line_per_configuration():
     assert sorted(r["window_steps_per_sec"])[0] <= r["steps_per_sec"]
     assert r["images_per_sec"] == pytest.approx(r["steps_per_sec"] * 8, rel=1e-3, abs=0.1)
     assert r["compile_s"] > 0 and r["peak_memory_bytes"] > 0
+    assert 0 <= r["page_faults_per_step"] < 100  # small buffers, reused: next to none
     # The seed's networks at batch 8: each dense layer's matmul is 2 * 8 * in * out FLOPs, and
     # a step runs D forward (real, fake, fake again) and backward, G forward and backward.
     d, g = 784 * 128 + 128, 64 * 64 + 64 * 128 + 128 * 784
