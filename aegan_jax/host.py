@@ -11,9 +11,11 @@ memory for its lifetime, which is what a training process does anyway.
 Larger steps need two more settings. glibc serves a thread's allocations from 64 MB heaps and
 maps anything larger afresh whatever mallopt says; at batch 256 XLA asked for its step's
 temporaries as one 120 MB block (30,000 page faults, ~10% of the reference step).
-`xla_compiler_options` asks XLA for them in heaps of at most 32 MB, and a 64 MB top pad keeps
-glibc from unmapping a thread heap whose blocks are all free (it does so regardless of the trim
-threshold unless the pad would not fit in the heap before it).
+`xla_compiler_options` asks XLA for them in heaps of at most 32 MB, and a 128 MB top pad keeps
+glibc from unmapping a thread heap whose blocks are all free: it does so regardless of the trim
+threshold unless the pad exceeds the room left in the heap before it plus the freed one's tail,
+at most two heaps. The pad is address space only: pages are touched when used. Now and then a
+thread moves to another malloc arena and faults once more until that arena's heaps have grown.
 AEGAN_JAX_KEEP_FREED_MEMORY=0 in the environment turns it off (for a measurement, or a process
 that must give memory back).
 
@@ -51,7 +53,7 @@ def keep_freed_memory() -> bool:
   mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
   global KEEPING_FREED_MEMORY
   KEEPING_FREED_MEMORY = all(mallopt(param, value) for param, value in (
-      (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1), (_M_TOP_PAD, _THREAD_HEAP)))
+      (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1), (_M_TOP_PAD, 2 * _THREAD_HEAP)))
   return KEEPING_FREED_MEMORY
 
 

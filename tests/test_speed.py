@@ -186,17 +186,22 @@ def fn(x, w):
 x = jnp.asarray(np.random.default_rng(0).normal(size=(8192, 64)), jnp.float32)
 w = jnp.asarray(np.random.default_rng(1).normal(size=(3, 64, 1024)), jnp.float32)
 
+# The median over calls: now and then a call's thread takes another malloc arena, which faults
+# until that arena's heaps have grown too.
 def faults(f):
   for _ in range(3):
     jax.block_until_ready(f(x, w))
-  before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-  for _ in range(5):
+  per_call = []
+  for _ in range(9):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     out = jax.block_until_ready(f(x, w))
-  return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before, out
+    per_call.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+  return sorted(per_call)[4], out
 
 plain, want = faults(jax.jit(fn))
 split, got = faults(jax.jit(fn, compiler_options=host.xla_compiler_options("cpu")))
-print(ok, host.xla_compiler_options("gpu") == {}, plain, split, all((np.asarray(g) == np.asarray(h)).all() for g, h in zip(got, want)))
+same = all((np.asarray(g) == np.asarray(h)).all() for g, h in zip(got, want))
+print(ok, host.xla_compiler_options("gpu") == {}, plain, split, same)
 """
   out = run_module("tests._run_code", code)
   assert out.returncode == 0, out.stderr
@@ -204,7 +209,7 @@ print(ok, host.xla_compiler_options("gpu") == {}, plain, split, all((np.asarray(
   if ok != "True":
     pytest.skip("not glibc: the allocator setting does not apply")
   assert gpu_untouched == "True" and equal == "True"
-  assert int(plain) > 5 * 15000  # ~24,000 fresh pages per call
+  assert int(plain) > 15000  # ~24,000 fresh pages per call
   assert int(split) < int(plain) / 20
 
 
