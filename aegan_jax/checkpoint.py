@@ -52,6 +52,12 @@ class Checkpointer:
           step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
       return restored["state"]
     except Exception as e:  # noqa: BLE001
+      if "tree structures do not match" in str(e):  # orbax's words for another state layout
+        raise UserError(
+            f"checkpoint step {step} in {self.directory} holds a training state of another "
+            f"layout than this version of aegan_jax builds (written by another version, whose "
+            f"networks or optimizer states differ); it was left as is: resume it with the "
+            f"version that wrote it, or use a new --workdir") from None
       raise self._unreadable(step, e) from None
 
   def save(self, step: int, state, config: config_lib.Config, force: bool = False) -> None:

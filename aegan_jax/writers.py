@@ -107,10 +107,15 @@ class MetricWriter:
   def __init__(self, workdir: str, enabled: bool = True):
     self.enabled = enabled
     self.path = os.path.join(workdir, "metrics.jsonl")
-    self._tb = None
-    if enabled:
+    self._tb_dir = os.path.join(workdir, "tensorboard")
+    self._tb = None  # opened at the first write: a run refused at start-up leaves no file
+
+  @property
+  def tb(self):
+    if self._tb is None:
       from tensorboardX import SummaryWriter
-      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+      self._tb = SummaryWriter(self._tb_dir)
+    return self._tb
 
   def truncate_after(self, step: int) -> None:
     """Drops lines logged after `step`: a resumed run logs those steps again."""
@@ -129,11 +134,11 @@ class MetricWriter:
     with open(self.path, "a") as f:
       f.write(json.dumps(record) + "\n")
     for k, v in scalars.items():
-      self._tb.add_scalar(f"{phase}/{k}", float(v), int(step))
+      self.tb.add_scalar(f"{phase}/{k}", float(v), int(step))
 
   def write_image(self, step: int, tag: str, picture: np.ndarray) -> None:
     if self.enabled:
-      self._tb.add_image(tag, picture, int(step), dataformats="HWC")
+      self.tb.add_image(tag, picture, int(step), dataformats="HWC")
 
   def flush(self) -> None:
     if self._tb is not None:

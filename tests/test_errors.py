@@ -4,6 +4,7 @@ import os
 
 import jax
 import numpy as np
+import optax
 import orbax.checkpoint as ocp
 import pytest
 
@@ -82,6 +83,20 @@ def test_corrupted_checkpoint_is_reported_and_kept(tiny, tmp_path):
   with pytest.raises(UserError, match=r"checkpoint step 40 in .* cannot be read .* left as is"):
     train.train_and_evaluate(tiny(steps=30), workdir)
   assert os.path.getsize(victim) == size
+
+
+def test_checkpoint_of_another_state_layout_is_reported_and_kept(tiny, tmp_path, monkeypatch):
+  # A run saved by a version whose optimizer state was laid out differently (momentum SGD here).
+  workdir = str(tmp_path / "run")
+  monkeypatch.setattr("aegan_jax.strategies.ae_pretrain.adam",
+                      lambda lr, c: optax.sgd(lr, momentum=c.adam_b1))
+  train.train_and_evaluate(tiny(), workdir)
+  monkeypatch.undo()
+  before = _tree_snapshot(workdir)
+  with pytest.raises(UserError, match=r"checkpoint step 40 in .* holds a training state of "
+                                      r"another layout .* left as is"):
+    train.train_and_evaluate(tiny(steps=30), workdir)
+  assert _tree_snapshot(workdir) == before
 
 
 def test_nan_stops_with_the_step_and_keeps_the_last_good_checkpoint(tiny, tmp_path):
