@@ -51,7 +51,6 @@ import time
 
 from absl import flags
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from aegan_jax import cli, host, prng

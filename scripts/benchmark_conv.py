@@ -17,7 +17,6 @@ import time
 
 from absl import flags
 import jax
-import jax.numpy as jnp
 
 from aegan_jax import cli
 from aegan_jax.errors import UserError

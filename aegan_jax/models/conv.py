@@ -32,8 +32,6 @@ how XLA is asked to compute them changes (`--conv_impl`):
 - 'auto' (default): 'fast' on CPU, 'stock' elsewhere, decided when the layer is traced.
 """
 
-import functools
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
