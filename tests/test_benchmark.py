@@ -64,3 +64,31 @@ def test_torch_runs_the_same_workload_beside():
   assert ours["torch_steps_per_sec"] == theirs["steps_per_sec"]
   assert ours["speedup_vs_torch"] == pytest.approx(
       ours["steps_per_sec"] / theirs["steps_per_sec"], rel=1e-2)
+
+
+def test_matmul_pieces_report_their_rate():
+  rows = _records(run_module("scripts.benchmark_matmul", "--batch_size=8", "--repeats=2"))
+  assert [(r["layer"], r["piece"]) for r in rows] == [
+      (layer, piece) for layer in ("D.Dense_0", "G.decoder.Dense_1")
+      for piece in ("forward", "input_grad", "kernel_grad")]
+  for r in rows:
+    assert r["framework"].startswith("jax ") and r["batch_size"] == 8 and r["cores"] >= 1
+    assert r["us"] > 0  # a rate is the FLOPs of an 8 x 784 x 128 product over that time
+    assert r["gflops"] == pytest.approx(2 * 8 * 784 * 128 / r["us"] / 1e3, rel=2e-2, abs=0.1)
+
+
+def test_matmul_bad_batch_is_a_one_line_error():
+  proc = run_module("scripts.benchmark_matmul", "--batch_size=8,x")
+  assert proc.returncode == 2 and not proc.stdout.strip(), proc.stderr[-2000:]
+  errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+  assert errors == ["error: --batch_size and --repeats must be positive integers"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs PyTorch")
+def test_matmul_torch_times_the_same_pieces_beside():
+  rows = _records(run_module("scripts.benchmark_matmul", "--batch_size=8", "--repeats=2",
+                             "--torch"))
+  ours, theirs = rows[:6], rows[6:]
+  assert [r["framework"].split()[0] for r in rows] == ["jax"] * 6 + ["torch"] * 6
+  assert [(r["layer"], r["piece"]) for r in theirs] == [(r["layer"], r["piece"]) for r in ours]
+  assert all(r["us"] > 0 and r["batch_size"] == 8 for r in theirs)
