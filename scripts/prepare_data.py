@@ -31,7 +31,8 @@ FLAGS = flags.FLAGS
 
 def seed_download_cache(name: str, data_dir: str, from_dir: str) -> None:
   """Copies the original files into <data_dir>/downloads under TFDS's cache names."""
-  import tensorflow_datasets as tfds
+  from aegan_jax.data import tfds_source
+  tfds = tfds_source.tfds()
   from etils import epath
   from tensorflow_datasets.core.download import resource
 
@@ -67,7 +68,7 @@ def main(argv):
   if from_dir and not os.path.isdir(from_dir):
     raise cli.UserError(f"--from_dir {from_dir} is not a directory")
 
-  import tensorflow_datasets as tfds
+  tfds = tfds_source.tfds()
   builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
   if builder.is_prepared() and not FLAGS.overwrite:
     print(f"{name} is already prepared in {builder.data_dir} (--overwrite prepares it again)")

@@ -89,3 +89,26 @@ def test_prepare_from_dir_missing_files_is_one_clear_line(tmp_path):
   if "needs TensorFlow" not in proc.stderr:
     assert "lacks the original files" in proc.stderr and "train-images-idx3-ubyte.gz" in proc.stderr
   assert "Traceback" not in proc.stderr
+
+
+def test_without_tfds_only_tfds_datasets_need_it(tmp_path):
+  """An image without tensorflow-datasets (the lent GPU machines have none): the generated
+  datasets and the benchmark run; a TFDS dataset is a one-line error naming the package."""
+  fake = tmp_path / "site" / "tensorflow_datasets"  # shadows the installed package
+  fake.mkdir(parents=True)
+  (fake / "__init__.py").write_text(
+      "raise ModuleNotFoundError(\"No module named 'tensorflow_datasets'\", "
+      "name='tensorflow_datasets')\n")
+  env = {"PYTHONPATH": str(tmp_path / "site")}
+  proc = run_module("experiments.train", f"--workdir={tmp_path / 'grid'}", "--dataset=grid",
+                    "--strategy=gan", "--steps=20", "--log_every=10", "--eval_every=0",
+                    env=env)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert os.path.exists(tmp_path / "grid" / "summary.json")
+  proc = run_module("scripts.benchmark", "--strategy=mlp", "--batch_size=8", "--windows=1",
+                    "--window_seconds=0.05", "--warmup_s=0", env=env)
+  assert proc.returncode == 0 and '"steps_per_sec"' in proc.stdout, proc.stderr[-2000:]
+  proc = run_module("experiments.train", f"--workdir={tmp_path / 'mnist5k'}", env=env)
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr
+  errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+  assert len(errors) == 1 and "need the tensorflow-datasets package" in errors[0], proc.stderr

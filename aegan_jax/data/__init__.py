@@ -13,7 +13,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from aegan_jax.data import mnist5k as _mnist5k  # registers the TFDS builder
 from aegan_jax.data import pipeline, tfds_source
 from aegan_jax.errors import UserError
 from aegan_jax.registry import Registry

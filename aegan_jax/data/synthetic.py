@@ -53,9 +53,10 @@ def stack_digits(images: np.ndarray, labels: np.ndarray, n: int, rng: np.random.
 def load_stacked_mnist(data_dir: str):
   """Stacked MNIST from full MNIST if prepared in data_dir, else from mnist5k's digits."""
   from aegan_jax import data as data_lib
-  import tensorflow_datasets as tfds
+  from aegan_jax.data import tfds_source
 
-  source = "mnist" if tfds.builder("mnist", data_dir=data_dir).is_prepared() else "mnist5k"
+  prepared = tfds_source.tfds().builder("mnist", data_dir=data_dir).is_prepared()
+  source = "mnist" if prepared else "mnist5k"
   splits = data_lib.DATASETS.get(source)(data_dir)
   rng = np.random.default_rng(_DATA_SEED)
   return {"train": stack_digits(*splits["train"], NUM_TRAIN_STACKED, rng),

@@ -2,17 +2,31 @@
 
 Training reads ArrayRecord files through `tfds.data_source`, which needs neither TensorFlow
 (it would also claim GPU memory) nor a network. An unprepared dataset is reported at once:
-left to itself, TFDS would retry downloads for minutes on an air-gapped machine.
+left to itself, TFDS would retry downloads for minutes on an air-gapped machine. TFDS itself is
+imported at first use (`tfds()`), so that the rest of the library - generated datasets, the
+benchmarks - also runs where it is not installed (an accelerator image without TensorFlow's
+stack, for one).
 """
 
 import os
 
 import numpy as np
-import tensorflow_datasets as tfds
 
 from aegan_jax.errors import UserError
 
 _CHUNK = 10_000
+
+
+def tfds():
+  """The tensorflow_datasets module, with the project's own builders (mnist5k) registered."""
+  try:
+    import tensorflow_datasets
+  except ImportError:
+    raise UserError("TFDS datasets need the tensorflow-datasets package, which is not "
+                    "installed; install it with: pip install tensorflow-datasets (the generated "
+                    "datasets ring and grid do not need it)") from None
+  from aegan_jax.data import mnist5k  # noqa: F401  (defining the builder registers it)
+  return tensorflow_datasets
 
 
 def resolve_data_dir(data_dir: str) -> str:
@@ -27,7 +41,7 @@ def prepare_command(name: str, data_dir: str) -> str:
 
 def ensure_prepared(name: str, data_dir: str, auto_prepare: bool = False) -> None:
   """Raises UserError with the prepare command unless `name` is ready to read as ArrayRecord."""
-  builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
+  builder = tfds().builder(name, data_dir=data_dir, file_format="array_record")
   if not builder.is_prepared():
     if auto_prepare:  # local-only builders (mnist5k) prepare themselves in a second
       builder.download_and_prepare()
@@ -44,7 +58,7 @@ def ensure_prepared(name: str, data_dir: str, auto_prepare: bool = False) -> Non
 def read_split(name: str, split: str, data_dir: str, image_key: str = "image",
                label_key: str = "label") -> tuple[np.ndarray, np.ndarray]:
   """A whole split as (uint8 images [N, H, W, C], int32 labels [N])."""
-  source = tfds.data_source(name, split=split, data_dir=data_dir)
+  source = tfds().data_source(name, split=split, data_dir=data_dir)
   images, labels = [], []
   for start in range(0, len(source), _CHUNK):
     records = source.__getitems__(list(range(start, min(start + _CHUNK, len(source)))))
