@@ -22,7 +22,9 @@ def tfds():
   """The tensorflow_datasets module, with the project's own builders (mnist5k) registered."""
   try:
     import tensorflow_datasets
-  except ImportError:
+  except ModuleNotFoundError as e:
+    if e.name != "tensorflow_datasets":  # installed, but something it needs is not: say what
+      raise
     raise UserError("TFDS datasets need the tensorflow-datasets package, which is not "
                     "installed; install it with: pip install tensorflow-datasets (the generated "
                     "datasets ring and grid do not need it)") from None
