@@ -16,6 +16,7 @@ products run in PyTorch (the optional `bench` extra) in a child process, so the 
 frameworks never share a process or its thread pools.
 """
 
+import importlib.util
 import json
 import os
 import statistics
@@ -81,14 +82,16 @@ def _torch_pieces(batch: int, n_in: int, n_out: int, repeats: int) -> dict[str, 
   return {p: _us_per_call(fns[p], lambda out: None, repeats) for p in PIECES}  # synchronous
 
 
-def _lines(framework: str, batches: list[int], repeats: int):
-  pieces = _jax_pieces if framework == "jax" else _torch_pieces
+def _version(framework: str) -> str:
   if framework == "jax":
     import jax
-    version = f"jax {jax.__version__}"
-  else:
-    import torch
-    version = f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    return f"jax {jax.__version__}"
+  import torch
+  return f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
+
+def _lines(framework: str, batches: list[int], repeats: int):
+  pieces, version = (_jax_pieces if framework == "jax" else _torch_pieces), _version(framework)
   for batch in batches:
     for name, n_in, n_out in LAYERS:
       for piece, us in pieces(batch, n_in, n_out, repeats).items():
@@ -106,10 +109,10 @@ def main(argv) -> None:
     batches = [0]
   if not batches or min(batches) <= 0 or FLAGS.repeats <= 0:
     raise UserError("--batch_size and --repeats must be positive integers")
-  if FLAGS.framework == "torch":
-    import importlib.util
-    if importlib.util.find_spec("torch") is None:
-      raise UserError("--torch needs PyTorch: pip install -e '.[bench]'")
+  # Checked before any timing, not after the JAX side has run.
+  if (FLAGS.torch or FLAGS.framework == "torch") and importlib.util.find_spec("torch") is None:
+    raise UserError("--torch needs PyTorch, which is not installed: pip install -e '.[bench]' "
+                    "(or drop --torch)")
   for line in _lines(FLAGS.framework, batches, FLAGS.repeats):
     print(json.dumps(line), flush=True)
   if FLAGS.torch and FLAGS.framework == "jax":
