@@ -19,13 +19,24 @@ class Checkpointer:
 
   def __init__(self, workdir: str, keep: int):
     self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
-    self.manager = ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                             enable_async_checkpointing=True),
-        item_names=("state", "config"))
+    self.keep = keep
+    self._manager = None
+
+  @property
+  def manager(self) -> ocp.CheckpointManager:
+    # Opened (and the directory created) at first use, so that a run refused after the
+    # workdir check (a bad flag for the data, a batch too large) leaves no empty folder.
+    if self._manager is None:
+      self._manager = ocp.CheckpointManager(
+          self.directory,
+          options=ocp.CheckpointManagerOptions(max_to_keep=self.keep, create=True,
+                                               enable_async_checkpointing=True),
+          item_names=("state", "config"))
+    return self._manager
 
   def latest_step(self) -> Optional[int]:
+    if self._manager is None and not os.path.isdir(self.directory):
+      return None
     return self.manager.latest_step()
 
   def saved_config(self, step: int) -> dict[str, Any]:
@@ -66,11 +77,13 @@ class Checkpointer:
         force=force)
 
   def wait(self) -> None:
-    self.manager.wait_until_finished()
+    if self._manager is not None:
+      self._manager.wait_until_finished()
 
   def close(self) -> None:
-    self.manager.wait_until_finished()
-    self.manager.close()
+    if self._manager is not None:
+      self._manager.wait_until_finished()
+      self._manager.close()
 
   def _unreadable(self, step: int, error: Exception) -> UserError:
     reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__

@@ -24,7 +24,11 @@ class Config:
   # What to train.
   dataset: str = _field("mnist5k", "Dataset name (see aegan_jax.data).")
   data_dir: str = _field("", "TFDS data directory; empty = $TFDS_DATA_DIR or ~/tensorflow_datasets.")
-  strategy: str = _field("ae_pretrain", "Training strategy (see aegan_jax.strategies).")
+  strategy: str = _field(
+      "ae_pretrain", "Training strategy: ae_pretrain (pretrained autoencoder -> generator), gan, "
+      "mdgan (Che et al.'s regularized GAN, geometric + mode regularizers; not their two-step "
+      "MDGAN), vaegan, aae, ebgan, began, bigan (ALI/BiGAN) or veegan; see "
+      "aegan_jax/strategies.")
   arch: str = _field("mlp", "Network family: mlp or dcgan.")
   loss: str = _field("non_saturating", "Adversarial loss: minimax (the seed's equation), "
                      "non_saturating, lsgan, hinge or wgan (needs --gp_weight or --spectral_norm). "
@@ -58,7 +62,30 @@ class Config:
       1, "ae_pretrain: EM starts for the code mixture; the most likely fit is kept.",
       strategy="ae_pretrain")
   mlp_hidden: tuple[int, ...] = _field(
-      (512, 512), "Hidden widths of the mlp networks (the seed's: 128).")
+      (512, 512), "Hidden widths of the mlp networks (the seed's: 128), in the encoder's "
+      "order; the decoder/generator mirrors them. Also the encoder's and discriminator's unless "
+      "--e_hidden / --d_hidden say otherwise.")
+  e_hidden: tuple[int, ...] = _field(
+      (), "Hidden widths of the mlp encoder (empty = --mlp_hidden).")
+  d_hidden: tuple[int, ...] = _field(
+      (), "Hidden widths of the mlp discriminator (empty = --mlp_hidden).")
+  g_activation: str = _field(
+      "relu", "Hidden activation of the mlp generator/decoder and encoder: relu or tanh "
+      "(the Unrolled GAN and GDPP code: tanh).")
+  d_activation: str = _field(
+      "relu", "Hidden activation of the mlp discriminator: relu, tanh, or maxout "
+      "(--maxout_pieces linear pieces per unit; the PacGAN and ALI code: 5).")
+  maxout_pieces: int = _field(5, "Linear pieces per unit of a maxout discriminator.")
+  mlp_batchnorm: bool = _field(
+      False, "BatchNorm before every hidden activation of the mlp generator/decoder and "
+      "encoder, with no bias before it (the PacGAN and ALI code).")
+  weight_init: str = _field(
+      "default", "Weight initialization of the mlp networks: default (flax's LeCun normal), "
+      "orthogonal (gain 1.4: the Unrolled GAN, GDPP and VEEGAN code) or normal (std 0.02: the "
+      "PacGAN and ALI code). Biases start at 0.")
+  latent_dist: str = _field(
+      "normal", "Law of the generator's noise z: normal (N(0, I)) or uniform (U[-1, 1]^d: "
+      "BEGAN, and DCGAN in the Stacked MNIST setups).")
   dcgan_channels: int = _field(64, "Base channel count of the dcgan networks.")
   conv_impl: str = _field(
       "auto", "How the dcgan networks' strided convolutions are computed: 'stock' (flax's "
@@ -100,12 +127,20 @@ class Config:
                                     "theta||^2 on G and D.", technique=True)
   ema_decay: float = _field(0.0, "EMA of the generator's weights for sampling and evaluation "
                             "(e.g. 0.999); 0 = off.", technique=True)
+  pack: int = _field(1, "PacGAN packing (Lin et al. 2018): D judges m samples at once, "
+                     "concatenated, all real or all generated; each step then draws m x "
+                     "--batch_size real and generated samples, so D's batch stays --batch_size. "
+                     "1 = off.", technique=True)
+  update: str = _field(
+      "alternating", "How D and G move each step: alternating (D, then G against the updated "
+      "D) or simultaneous (both gradients at the same point, from one forward pass, as the "
+      "Unrolled GAN, GDPP, VEEGAN, ALI and PacGAN code train).", technique=True)
 
   # Strategy hyperparameters, the papers' defaults; each is refused by the other strategies.
-  mdgan_lambda1: float = _field(0.2, "MDGAN: weight of the reconstruction d(x, G(E(x))).",
-                                strategy="mdgan")
-  mdgan_lambda2: float = _field(0.4, "MDGAN: weight of the mode regularizer -log D(G(E(x))).",
-                                strategy="mdgan")
+  mdgan_lambda1: float = _field(0.2, "Regularized GAN (mdgan): weight of the geometric "
+                                "regularizer d(x, G(E(x))).", strategy="mdgan")
+  mdgan_lambda2: float = _field(0.4, "Regularized GAN (mdgan): weight of the mode regularizer "
+                                "-log D(G(E(x))).", strategy="mdgan")
   vaegan_gamma: float = _field(1.0, "VAE-GAN: weight of the feature-space reconstruction in "
                                "the decoder's loss (gamma in Larsen et al.).", strategy="vaegan")
   ebgan_margin: float = _field(10.0, "EBGAN: margin m of max(0, m - D(G(z))) (MNIST: 10).",
@@ -115,8 +150,9 @@ class Config:
                               strategy="began")
   began_lambda_k: float = _field(0.001, "BEGAN: learning rate of the balance k_t.",
                                  strategy="began")
-  veegan_recon_weight: float = _field(1.0, "VEEGAN: weight of ||z - F(G(z))||^2.",
-                                      strategy="veegan")
+  veegan_recon_weight: float = _field(
+      1.0, "VEEGAN: weight of the reconstructor's negative log-likelihood "
+      "||z - F(G(z))||^2 / 2 (a unit-variance Gaussian F).", strategy="veegan")
 
   # Run control: may change when a run is resumed.
   log_every: int = _field(200, "Log metrics every N steps.", run_control=True)
@@ -143,6 +179,12 @@ class Config:
   inception_weights: str = _field(
       "", "InceptionV3 weights (.npz from scripts.convert_inception_weights): image metrics "
       "then use Inception features instead of the domain classifier.", run_control=True)
+
+  @property
+  def samples_per_step(self) -> int:
+    """Real examples drawn per step: --batch_size, times --pack (each packed D example holds
+    pack samples)."""
+    return self.batch_size * self.pack
 
   def to_dict(self) -> dict[str, Any]:
     return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
@@ -179,7 +221,8 @@ def incompatible_fields(saved: dict[str, Any], current: Config) -> list[str]:
 def validate(config: Config) -> Config:
   """Checks values that no registry lookup catches; raises UserError naming the fix."""
   positive_ints = ["steps", "steps_per_call", "batch_size", "latent_dim", "code_dim",
-                   "dcgan_channels", "code_components", "code_fit_restarts",
+                   "dcgan_channels", "code_components", "code_fit_restarts", "pack",
+                   "maxout_pieces",
                    "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "grid_size",
                    "eval_samples"]
   for name in positive_ints:
@@ -199,6 +242,25 @@ def validate(config: Config) -> Config:
   if not config.mlp_hidden or any(w <= 0 for w in config.mlp_hidden):
     raise UserError(f"--mlp_hidden must be positive widths like 128 or 256,256, got "
                     f"{','.join(map(str, config.mlp_hidden))}")
+  for name in ["e_hidden", "d_hidden"]:
+    if any(w <= 0 for w in getattr(config, name)):
+      raise UserError(f"--{name} must be positive widths like 128 or 256,256 (or empty), got "
+                      f"{','.join(map(str, getattr(config, name)))}")
+  choices = {"g_activation": ("relu", "tanh"), "d_activation": ("relu", "tanh", "maxout"),
+             "weight_init": ("default", "orthogonal", "normal"),
+             "latent_dist": ("normal", "uniform"), "update": ("alternating", "simultaneous")}
+  for name, allowed in choices.items():
+    if getattr(config, name) not in allowed:
+      raise UserError(f"unknown --{name} {getattr(config, name)!r}; choose "
+                      f"{', '.join(allowed[:-1])} or {allowed[-1]}")
+  if config.arch != "mlp":
+    defaults = Config()
+    mlp_only = [n for n in ["e_hidden", "d_hidden", "g_activation", "d_activation",
+                            "mlp_batchnorm", "weight_init"]
+                if getattr(config, n) != getattr(defaults, n)]
+    if mlp_only:
+      raise UserError(f"--{', --'.join(mlp_only)} shape(s) the mlp networks only; drop it with "
+                      f"--arch={config.arch}, or use --arch=mlp")
   if config.code_mapping not in ("gaussian", "learned"):
     raise UserError(f"unknown --code_mapping {config.code_mapping!r}; choose gaussian or learned")
   for name in ["gp_weight", "r1_weight", "encoder_feature_weight", "historical_weight",

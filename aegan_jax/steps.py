@@ -34,6 +34,8 @@ class Networks:
   encoder: Optional[nn.Module] = None
   decoder: Optional[nn.Module] = None
   mixture_components: int = 1   # > 1: z carries a last uniform column that picks a component
+  latent_dist: str = "normal"   # z ~ N(0, I), or 'uniform': U[-1, 1]^latent_dim
+  encoder_noise_dim: int = 0    # > 0: a stochastic encoder E(x, eps), eps ~ N(0, I) (ALI)
 
   def output(self, logits: jax.Array) -> jax.Array:
     """The decoder's outputs in data space: sigmoid for images, identity for real data."""
@@ -45,9 +47,18 @@ class Networks:
       return None
     return jax.random.normal(key, (n, self.decoder_noise_dim))
 
+  def encoder_noise(self, key: jax.Array, n: int) -> Optional[jax.Array]:
+    """eps of a stochastic encoder E(x, eps); None for a deterministic one."""
+    if not self.encoder_noise_dim:
+      return None
+    return jax.random.normal(key, (n, self.encoder_noise_dim))
+
   def latents(self, key: jax.Array, n: int) -> tuple[jax.Array, Optional[jax.Array]]:
     kz, kn, ku = jax.random.split(key, 3)
-    z = jax.random.normal(kz, (n, self.latent_dim))
+    if self.latent_dist == "uniform":
+      z = jax.random.uniform(kz, (n, self.latent_dim), minval=-1.0, maxval=1.0)
+    else:
+      z = jax.random.normal(kz, (n, self.latent_dim))
     if self.mixture_components > 1:
       z = jnp.concatenate([z, jax.random.uniform(ku, (n, 1))], axis=-1)
     return z, self.decoder_noise(kn, n)
@@ -86,11 +97,23 @@ class GeneratorTechniques:
   feature_matching: bool = False
   encoder_feature_weight: float = 0.0
   historical_weight: float = 0.0
+  pack: int = 1
+  simultaneous: bool = False
 
   @classmethod
   def from_config(cls, config) -> "GeneratorTechniques":
     return cls(config.n_critic, config.feature_matching, config.encoder_feature_weight,
-               config.historical_weight)
+               config.historical_weight, config.pack, config.update == "simultaneous")
+
+
+def pack_examples(x: jax.Array, m: int) -> jax.Array:
+  """PacGAN's packing: [m B, ...] -> [B, ..., m C], each group of m consecutive examples
+  joined along the last axis (features of vectors, channels of images). m = 1: x itself."""
+  if m == 1:
+    return x
+  x = x.reshape(x.shape[0] // m, m, *x.shape[1:])
+  x = jnp.moveaxis(x, 1, -2)
+  return x.reshape(*x.shape[:-2], m * x.shape[-1])
 
 
 def update_every(n_critic: int, step: jax.Array, update, old):
@@ -130,6 +153,11 @@ def gan_step(nets: Networks, g_tx: optax.GradientTransformation,
   a deterministic function of the batch), at two thirds of the generator's cost.
   With n_critic > 1, G is updated only on every n_critic-th step (lax.cond: the skipped
   branch costs nothing).
+
+  `tech.simultaneous`: G's gradient is taken against D as it was before this step's update,
+  so both players move from the same point (the papers' `sess.run([g_op, d_op])`). D's
+  forward pass on the fakes is then the same computation in both gradients, and XLA computes
+  it once. `tech.pack` = m: the batch holds m x B examples and D sees B packs of m (PacGAN).
   """
   real = batch["image"]
   n = real.shape[0]
@@ -137,6 +165,7 @@ def gan_step(nets: Networks, g_tx: optax.GradientTransformation,
   z, noise = nets.latents(key_z, n)
   bs = state.batch_stats
   hist = state.extras.get("historical")
+  pack = lambda v: pack_examples(v, tech.pack)
 
   def generate(gp):
     return apply_model(nets.generator, gp, bs["generator"], z, noise, train=True)
@@ -147,10 +176,14 @@ def gan_step(nets: Networks, g_tx: optax.GradientTransformation,
   if tech.historical_weight:
     extra_d = lambda dp: tech.historical_weight * squared_distance(dp, hist["discriminator"])
   d_params, d_opt, d_bs, metrics = update_discriminator(adv, nets.discriminator, d_tx, state,
-                                                        real, fake, key_d, extra_loss=extra_d)
+                                                        pack(real), pack(fake), key_d,
+                                                        extra_loss=extra_d)
+  # The D that G plays against.
+  g_d_params, g_d_bs = ((state.params["discriminator"], bs["discriminator"])
+                        if tech.simultaneous else (d_params, d_bs))
 
   def d_features(x):
-    (_, feats), _ = apply_model(nets.discriminator, d_params, d_bs, x, train=True,
+    (_, feats), _ = apply_model(nets.discriminator, g_d_params, g_d_bs, pack(x), train=True,
                                 with_features=True)
     return jnp.mean(feats, axis=0)
 
@@ -158,7 +191,7 @@ def gan_step(nets: Networks, g_tx: optax.GradientTransformation,
     if tech.feature_matching:  # Salimans et al.: ||E f(x) - E f(G(z))||^2, f = D's last layer
       loss = jnp.sum(jnp.square(d_features(real) - d_features(x)))
     else:
-      logits, _ = apply_model(nets.discriminator, d_params, d_bs, x, train=True)
+      logits, _ = apply_model(nets.discriminator, g_d_params, g_d_bs, pack(x), train=True)
       loss = adv.g_loss(logits)
     if tech.encoder_feature_weight:  # the same, in the pretrained (frozen) encoder's codes
       encode = lambda v: jnp.mean(apply_model(nets.encoder, state.params["encoder"],

@@ -90,7 +90,7 @@ def compile_phase(config: config_lib.Config, strategy: Strategy, phase_name: str
   def one(state: TrainState, data, perm, hparams):
     strat = strategies.build(config.replace(**hparams), spec) if hparams else strategy
     phase = next(p for p in strat.phases if p.name == phase_name)
-    batch = pipeline.batch_from_permutation(data, perm, state.step, config.batch_size)
+    batch = pipeline.batch_from_permutation(data, perm, state.step, config.samples_per_step)
     if not spread:
       batch = dp.shard_batch(batch)
     state, metrics = phase.step(state, batch)
@@ -246,7 +246,7 @@ def train_population(configs: list[config_lib.Config], workdirs: list[str],
   latest = None if latest_steps[0] is None else min(latest_steps)
 
   dataset = data_lib.load(config.dataset, config.data_dir)
-  data_lib.check_batch_size(dataset, config.batch_size)
+  data_lib.check_batch_size(dataset, config.batch_size, config.pack)
   dataset = dataclasses.replace(dataset, train=dp.replicate(dataset.train))
   members = [_Member(c, w, strategies.build(c, dataset.spec), ck,
                      writers.MetricWriter(w, enabled=chief))
@@ -301,7 +301,7 @@ def train_population(configs: list[config_lib.Config], workdirs: list[str],
   fns = {p.name: compile_(p.name) for p in strategy.phases}
   chunked = ({p.name: compile_(p.name, steps_per_call=steps_per_call) for p in strategy.phases}
              if steps_per_call > 1 else {})
-  per_epoch = pipeline.steps_per_epoch(dataset.num_train, config.batch_size)
+  per_epoch = pipeline.steps_per_epoch(dataset.num_train, config.samples_per_step)
   # Each member's epoch order from its own data key, all in one call.
   permute = jax.jit(jax.vmap(pipeline.epoch_permutation, in_axes=(0, None, None)),
                     static_argnums=2, out_shardings=dp.replicated)

@@ -39,7 +39,10 @@ def grid():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_few_steps_on_grid_change_every_network(name, grid):
-  config = Config(dataset="grid", strategy=name, mlp_hidden=(32,), latent_dim=4, code_dim=4,
+  # The 2-D grid allows AE discriminators a 1-D bottleneck and aae codes of at most 2-D.
+  config = Config(dataset="grid", strategy=name, mlp_hidden=(32,),
+                  latent_dim=2 if name == "aae" else 4,
+                  code_dim=1 if name in ("ebgan", "began") else 4,
                   steps=3, pretrain_steps=3, batch_size=64)
   strategy = strategies.build(config, grid.spec)
   first, state, history = run_steps(strategy, grid, 64, strategy.total_steps)

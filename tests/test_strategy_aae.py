@@ -26,8 +26,9 @@ def grid():
 
 
 def grid_config(**overrides):
-  # latent_dim 3, unlike the points' 2 numbers, so a D built for examples would not fit codes.
-  base = dict(dataset="grid", strategy="aae", mlp_hidden=(16,), latent_dim=3, steps=2,
+  # latent_dim 1, unlike the points' 2 numbers, so a D built for examples would not fit codes
+  # (and no more than the data's 2, which a deterministic encoder's codes could not fill).
+  base = dict(dataset="grid", strategy="aae", mlp_hidden=(16,), latent_dim=1, steps=2,
               batch_size=32)
   return Config(**{**base, **overrides})
 
@@ -75,8 +76,8 @@ def plain(grid):
 
 def test_discriminator_sees_codes_not_examples(plain):
   strategy, state, new, metrics, seen = plain
-  assert state.params["discriminator"]["Dense_0"]["kernel"].shape == (3, 16)
-  assert seen == [((32, 3), (32, 3))]  # real: prior samples z; fake: the codes E(x)
+  assert state.params["discriminator"]["Dense_0"]["kernel"].shape == (1, 16)
+  assert seen == [((32, 1), (32, 1))]  # real: prior samples z; fake: the codes E(x)
   assert all(np.all(np.isfinite(v)) for v in metrics.values())
   assert strategy.generate(new, jax.random.key(1), 5).shape == (5, 2)
 

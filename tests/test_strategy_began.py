@@ -64,7 +64,7 @@ def test_k_stays_in_unit_interval_and_follows_the_balance(gamma, grid):
   """From k = 0.5 with a large lambda_k, k moves by lambda_k (gamma L(x) - L(G(z))) each step,
   clipped to [0, 1]. At the start fakes sit near the origin and reconstruct better than the
   grid's points, so gamma = 0.01 drives k down to 0 and gamma = 1 up to 1."""
-  config = Config(dataset="grid", strategy="began", mlp_hidden=(16,), latent_dim=4, code_dim=4,
+  config = Config(dataset="grid", strategy="began", mlp_hidden=(16,), latent_dim=4, code_dim=1,
                   steps=8, batch_size=32, began_gamma=gamma, began_lambda_k=0.5)
   strategy = strategies.build(config, grid.spec)
   state = strategy.init(jax.random.key(0))

@@ -68,8 +68,9 @@ def test_joint_discriminator_reads_z(grid, built):
                             train=False)[0]
   assert d(z1).shape == (8,)
   assert float(jnp.max(jnp.abs(d(z1) - d(z2)))) > 1e-4
-  # The encoder maps into z-space, so D can take its codes in place of z.
-  code, _ = apply_model(nets.encoder, state.params["encoder"], {}, x, train=False)
+  # The (stochastic) encoder maps into z-space, so D can take its codes in place of z.
+  code, _ = apply_model(nets.encoder, state.params["encoder"], {}, x,
+                        nets.encoder_noise(jax.random.key(2), 8), train=False)
   assert code.shape == z1.shape and d(code).shape == (8,)
 
 

@@ -74,7 +74,7 @@ def test_check_refuses_another_loss():
 def test_step_wiring_on_grid():
   """With m = 0 the hinge vanishes, so d_loss is exactly the mean real energy."""
   grid = data.load("grid")
-  config = Config(dataset="grid", strategy="ebgan", mlp_hidden=(16,), latent_dim=4, code_dim=4,
+  config = Config(dataset="grid", strategy="ebgan", mlp_hidden=(16,), latent_dim=4, code_dim=1,
                   steps=3, batch_size=32, ebgan_margin=0.0)
   strategy = strategies.build(config, grid.spec)
   assert strategy.has_autoencoder

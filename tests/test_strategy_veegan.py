@@ -19,11 +19,12 @@ def _config(**kw):
 
 
 def test_generator_objective_by_hand():
-  """O = -mean logit + w * mean_i sum_j (z_ij - F(G(z))_ij)^2."""
+  """O = -mean logit + w * mean_i sum_j (z_ij - F(G(z))_ij)^2 / 2 (a unit-variance Gaussian
+  reconstructor's negative log-likelihood; the l2 term weighed 1 before, not 1/2)."""
   logits = jnp.array([1.0, -3.0])
   z = jnp.array([[1.0, 2.0], [0.0, 0.0]])
   z_rec = jnp.array([[0.0, 2.0], [1.0, 1.0]])
-  recon = ((1 - 0) ** 2 + (2 - 2) ** 2 + (0 - 1) ** 2 + (0 - 1) ** 2) / 2
+  recon = ((1 - 0) ** 2 + (2 - 2) ** 2 + (0 - 1) ** 2 + (0 - 1) ** 2) / 2 / 2
   loss, got_recon = generator_objective(logits, z, z_rec, 0.5)
   assert float(got_recon) == pytest.approx(recon, rel=1e-6)
   assert float(loss) == pytest.approx(-(1.0 + -3.0) / 2 + 0.5 * recon, rel=1e-6)

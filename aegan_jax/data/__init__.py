@@ -83,7 +83,9 @@ def load(name: str, data_dir: str = "") -> Dataset:
                  test_images=test_x, test_labels=test_y)
 
 
-def check_batch_size(dataset: Dataset, batch_size: int) -> None:
-  if batch_size > dataset.num_train:
-    raise UserError(f"--batch_size={batch_size} exceeds the {dataset.num_train} training "
-                    f"examples of {dataset.name!r}; use a batch size of at most {dataset.num_train}")
+def check_batch_size(dataset: Dataset, batch_size: int, pack: int = 1) -> None:
+  """`pack`: each step draws pack x batch_size examples (PacGAN's packing)."""
+  if batch_size * pack > dataset.num_train:
+    what = f"--batch_size={batch_size}" + (f" x --pack={pack}" if pack > 1 else "")
+    raise UserError(f"{what} exceeds the {dataset.num_train} training examples of "
+                    f"{dataset.name!r}; draw at most {dataset.num_train} examples a step")

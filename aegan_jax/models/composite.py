@@ -1,12 +1,13 @@
 """Discriminators built from an arch's parts, for the strategies whose D is not a classifier of x.
 
-- JointDiscriminator (ALI/BiGAN, VEEGAN): D(x, z). x goes through the arch's encoder to
-  `features` numbers, z joins them, and an MLP head gives the logit. Works for every arch.
+- JointDiscriminator (ALI/BiGAN, VEEGAN): D(x, z). z joins x (flattened, as in the ALI and
+  VEEGAN code on vectors) or, with an `x_net`, x's features from a convolutional body, and an
+  MLP head gives the logit. Works for every arch.
 - AutoencoderDiscriminator (EBGAN, BEGAN): D is an autoencoder, Dec_D(Enc_D(x)), returned in
   data space (sigmoid for images); the strategy turns it into an energy.
 """
 
-from typing import Any, Sequence
+from typing import Optional
 
 import flax.linen as nn
 import jax
@@ -16,16 +17,14 @@ from aegan_jax.models.mlp import MLPDiscriminator
 
 
 class JointDiscriminator(nn.Module):
-  x_net: nn.Module            # an arch encoder: x -> [B, features]
-  hidden: Sequence[int]
-  dtype: Any = jnp.float32
+  head: MLPDiscriminator                # [x or its features, z] -> logit
+  x_net: Optional[nn.Module] = None     # an arch encoder: x -> [B, features]; None: x itself
 
   @nn.compact
   def __call__(self, pair, train: bool = False) -> jax.Array:
     x, z = pair
-    fx = self.x_net(x, train=train)
-    head = MLPDiscriminator(tuple(self.hidden), dtype=self.dtype)
-    return head(jnp.concatenate([fx, z], axis=-1), train=train)
+    fx = x.reshape(x.shape[0], -1) if self.x_net is None else self.x_net(x, train=train)
+    return self.head(jnp.concatenate([fx, z], axis=-1), train=train)
 
 
 class AutoencoderDiscriminator(nn.Module):

@@ -26,22 +26,28 @@ MICROBATCH = 64
 
 
 def conv_features(x: jax.Array, channels: int, spectral_norm: bool, train: bool,
-                  impl: str, dtype) -> jax.Array:
-  """Conv(c) lrelu -> Conv(2c) lrelu -> flattened; call inside a compact module."""
+                  impl: str, dtype, middle: bool = False):
+  """Conv(c) lrelu -> Conv(2c) lrelu -> flattened; call inside a compact module.
+
+  `middle`: also the first layer's flattened activations, as (last, first).
+  """
   sn = lambda layer: maybe_sn(layer, spectral_norm, train)
   conv0 = sn(Conv4x4s2(channels, impl=impl, dtype=dtype, name="Conv_0"))
   conv1 = sn(Conv4x4s2(2 * channels, impl=impl, dtype=dtype, name="Conv_1"))
+  flat = lambda h: h.reshape(h.shape[0], -1)
 
   def body(x):
-    h = nn.leaky_relu(conv1(nn.leaky_relu(conv0(x), 0.2)), 0.2)
-    return h.reshape(h.shape[0], -1)
+    h0 = nn.leaky_relu(conv0(x), 0.2)
+    h = flat(nn.leaky_relu(conv1(h0), 0.2))
+    return (h, flat(h0)) if middle else h
 
   n, m = x.shape[0], MICROBATCH
   # Each example goes through these layers alone, so the batch may go through in pieces: the
   # same numbers, and each piece's activations stay in cache from one layer to the next.
   # (Not with spectral norm, whose power iteration would then run once a piece.)
   if m and resolve(impl) == "fast" and not spectral_norm and batch_pieces_ok(n, m):
-    return jnp.concatenate([body(x[i:i + m]) for i in range(0, n, m)])
+    pieces = [body(x[i:i + m]) for i in range(0, n, m)]
+    return jax.tree.map(lambda *p: jnp.concatenate(p), *pieces)
   return body(x)
 
 
@@ -53,8 +59,10 @@ class ConvNet(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    h = conv_features(x, self.channels, False, train, self.impl, self.dtype)
+  def __call__(self, x: jax.Array, noise: Optional[jax.Array] = None,
+               train: bool = False) -> jax.Array:
+    """`noise` (a stochastic encoder's input, e.g. ALI's) joins the convolutional features."""
+    h = join_noise(conv_features(x, self.channels, False, train, self.impl, self.dtype), noise)
     return nn.Dense(self.out_dim, dtype=self.dtype)(h).astype(jnp.float32)
 
 
@@ -66,13 +74,20 @@ class DCGANDiscriminator(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False, with_features: bool = False):
-    h = conv_features(x, self.channels, self.spectral_norm, train, self.impl, self.dtype)
+  def __call__(self, x: jax.Array, train: bool = False, with_features=False):
+    """with_features: True or 'last' -> (logits, the last hidden layer); 'middle' ->
+    (logits, the first convolution's activations: Larsen et al.'s Dis_l)."""
+    middle = with_features == "middle"
+    h = conv_features(x, self.channels, self.spectral_norm, train, self.impl, self.dtype,
+                      middle=middle)
+    h, h0 = h if middle else (h, None)
     if self.minibatch_discrimination:
       h = MinibatchDiscrimination()(h)
     logits = maybe_sn(nn.Dense(1, dtype=self.dtype), self.spectral_norm, train)(h)[:, 0]
-    logits, h = logits.astype(jnp.float32), h.astype(jnp.float32)
-    return (logits, h) if with_features else logits
+    logits = logits.astype(jnp.float32)
+    if not with_features:
+      return logits
+    return logits, (h0 if middle else h).astype(jnp.float32)
 
 
 class DCGANDecoder(nn.Module):

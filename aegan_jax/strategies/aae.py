@@ -15,10 +15,12 @@ squared error in data space; bce: the Bernoulli likelihood), and the squared err
 real-valued data, where bce is refused. The regularization phase uses the encoder that the
 reconstruction phase just updated, and E's adversarial step the updated D_z (Makhzani et al.
 run the phases in sequence on each minibatch). G gets no gradient from the latent game.
-D_z is the mlp discriminator (--mlp_hidden, --spectral_norm) for every arch, since its input
+D_z is the mlp discriminator (--d_hidden or --mlp_hidden, --spectral_norm) for every arch, since its input
 is a vector; the paper's has two layers of 1000 units. With --n_critic=k, E's adversarial step
 comes on every k-th step only; reconstruction and D_z train every step.
 """
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -27,13 +29,11 @@ import optax
 from aegan_jax.adversarial import Adversary, update_discriminator
 from aegan_jax.errors import UserError
 from aegan_jax.losses import RECONSTRUCTION, mse_linear
-from aegan_jax.models import ARCHS, apply_model
-from aegan_jax.models.generator import Generator
-from aegan_jax.models.mlp import MLPDiscriminator
+from aegan_jax.models import apply_model, mlp
 from aegan_jax.state import adam, apply_gradients
 from aegan_jax.steps import Networks, update_every
 from aegan_jax.strategies.base import (D_TECHNIQUES, Phase, Strategy, generator_reconstruct,
-                                       init_networks, new_state)
+                                       init_networks, make_networks, new_state)
 
 TECHNIQUES = D_TECHNIQUES
 
@@ -50,15 +50,19 @@ def reconstruction_loss(name: str, unit_range: bool):
 
 
 def latent_networks(config, spec) -> Networks:
-  """E: x -> z (latent_dim numbers), G(z) = out(Dec(z)), and D_z on latent_dim vectors."""
-  arch = ARCHS.get(config.arch)
-  arch.check_shape(spec.shape)
-  return Networks(
-      generator=Generator(arch.decoder(config, spec.shape), None, spec.unit_range),
-      discriminator=MLPDiscriminator(tuple(config.mlp_hidden), config.spectral_norm,
-                                     dtype=jnp.dtype(config.dtype)),
-      latent_dim=config.latent_dim,
-      encoder=arch.encoder(config.replace(code_dim=config.latent_dim), spec.shape))
+  """E: x -> z (latent_dim numbers), G(z) = out(Dec(z)), and D_z on latent_dim vectors.
+
+  The encoder is deterministic, so the codes of data of d dimensions lie on a set of at most
+  d dimensions: with latent_dim > d they cannot match N(0, I) at all (D_z wins outright and
+  the samples decode from codes the encoder never produced). Refused, in one line.
+  """
+  data_dim = math.prod(spec.shape)
+  if config.latent_dim > data_dim:
+    raise UserError(f"--strategy=aae matches deterministic codes of {data_dim}-dimensional "
+                    f"data to N(0, I) in --latent_dim={config.latent_dim} dimensions, which "
+                    f"they cannot fill: use --latent_dim={data_dim} or less")
+  return make_networks(config, spec, discriminator=mlp.discriminator(config),
+                       encoder_code_dim=config.latent_dim)
 
 
 def build(config, spec) -> Strategy:

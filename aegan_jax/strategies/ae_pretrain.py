@@ -35,7 +35,7 @@ from aegan_jax.state import adam
 from aegan_jax.steps import GeneratorTechniques, ae_step, gan_step
 from aegan_jax.strategies.base import (GAN_TECHNIQUES, Phase, Strategy, build_networks,
                                        decoder_reconstruct, init_networks, new_state,
-                                       restart_averages)
+                                       packed_input, restart_averages)
 
 TECHNIQUES = GAN_TECHNIQUES
 
@@ -44,6 +44,9 @@ def build(config, spec) -> Strategy:
   if config.pretrain_steps <= 0:
     raise UserError("--strategy=ae_pretrain needs --pretrain_steps > 0; "
                     "for no pretraining use --strategy=gan")
+  if config.latent_dist != "normal":
+    raise UserError("--strategy=ae_pretrain maps z ~ N(0, I) onto a Gaussian fitted to the "
+                    "codes; --latent_dist=uniform would give the wrong covariance: drop it")
   nets = build_networks(config, spec, autoencoder=True)
   ae_lr = (optax.cosine_decay_schedule(config.ae_lr, config.pretrain_steps)
            if config.ae_lr_decay else config.ae_lr)
@@ -63,7 +66,8 @@ def build(config, spec) -> Strategy:
                     "real-valued: use --recon_loss=mse")
 
   def init(key):
-    params, batch_stats = init_networks(nets, jax.random.fold_in(key, 1), spec.shape)
+    params, batch_stats = init_networks(nets, jax.random.fold_in(key, 1), spec.shape,
+                                        packed_input(config.pack))
     opt_state = {
         "ae": ae_tx.init({"encoder": params["encoder"], "decoder": params["decoder"]}),
         "g": g_tx.init(params["generator"]),

@@ -9,16 +9,18 @@ Hooks must be deterministic, because a resumed run replays them.
 import dataclasses
 from typing import Any, Callable, Optional
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from aegan_jax.config import non_default_fields
 from aegan_jax.errors import UserError
 from aegan_jax.losses import ADVERSARIAL
-from aegan_jax.models import ARCHS, apply_model, init_model
+from aegan_jax.models import ARCHS, apply_model, init_model, mlp
+from aegan_jax.models.composite import JointDiscriminator
 from aegan_jax.models.generator import Generator
 from aegan_jax.state import TrainState
-from aegan_jax.steps import Networks, historical_extras
+from aegan_jax.steps import Networks, historical_extras, pack_examples
 
 StepFn = Callable[[TrainState, dict], tuple[TrainState, dict]]
 
@@ -28,7 +30,7 @@ D_TECHNIQUES = frozenset({"gp_weight", "r1_weight", "spectral_norm", "n_critic",
                           "label_smoothing", "ema_decay"})
 GAN_TECHNIQUES = D_TECHNIQUES | {"feature_matching", "encoder_feature_weight",
                                  "minibatch_discrimination", "historical_weight",
-                                 "decoder_noise_dim"}
+                                 "decoder_noise_dim", "pack", "update"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,30 +105,75 @@ def generator_reconstruct(nets: Networks, code=lambda e: e):
   `code` picks z from the encoder's output (VAE-GAN: the posterior mean)."""
   def reconstruct(state, x, key):
     e, _ = apply_model(nets.encoder, state.params["encoder"], state.batch_stats["encoder"],
-                       x, train=False)
+                       x, nets.encoder_noise(key, x.shape[0]), train=False)
     out, _ = apply_model(nets.generator, state.params["generator"],
                          state.batch_stats["generator"], code(e), None, train=False)
     return out
   return reconstruct
 
 
+def make_networks(config, spec, *, discriminator: nn.Module, decoder_code_dim=None,
+                  encoder_code_dim=None, decoder: bool = False, encoder_noise_dim: int = 0,
+                  components: int = 1) -> Networks:
+  """Every strategy's networks: the generator out(Dec(...)) of the arch, the given
+  discriminator, the noise law of the config, and optionally an encoder.
+
+  decoder_code_dim: the generator maps z into a code of that size first (ae_pretrain; None:
+  z feeds the decoder). encoder_code_dim: an encoder into that many numbers (None: none).
+  decoder: the autoencoder's decoder is a network of its own, apart from the generator.
+  """
+  arch = ARCHS.get(config.arch)
+  arch.check_shape(spec.shape)
+  dec = arch.decoder(config, spec.shape)
+  return Networks(
+      generator=Generator(dec, decoder_code_dim, spec.unit_range, components,
+                          jnp.dtype(config.dtype)),
+      discriminator=discriminator,
+      latent_dim=config.latent_dim,
+      decoder_noise_dim=config.decoder_noise_dim,  # 0 unless the strategy honours the flag
+      encoder=(None if encoder_code_dim is None else
+               arch.encoder(config.replace(code_dim=encoder_code_dim), spec.shape)),
+      decoder=dec if decoder else None,
+      mixture_components=components,
+      latent_dist=config.latent_dist,
+      encoder_noise_dim=encoder_noise_dim)
+
+
 def build_networks(config, spec, *, autoencoder: bool) -> Networks:
   """The arch's modules for data `spec` (a data.Spec); with `autoencoder`, the generator
   decodes codes of size code_dim."""
   arch = ARCHS.get(config.arch)
-  image_shape = spec.shape
-  arch.check_shape(image_shape)
-  decoder = arch.decoder(config, image_shape)
-  return Networks(
-      generator=Generator(decoder, config.code_dim if autoencoder else None, spec.unit_range,
-                          config.code_components if autoencoder else 1, jnp.dtype(config.dtype)),
-      discriminator=arch.discriminator(config, image_shape),
-      latent_dim=config.latent_dim,
-      decoder_noise_dim=config.decoder_noise_dim,
-      encoder=arch.encoder(config, image_shape) if autoencoder else None,
-      decoder=decoder if autoencoder else None,
-      mixture_components=config.code_components if autoencoder else 1,
-  )
+  return make_networks(
+      config, spec, discriminator=arch.discriminator(config, spec.shape),
+      decoder_code_dim=config.code_dim if autoencoder else None,
+      encoder_code_dim=config.code_dim if autoencoder else None, decoder=autoencoder,
+      components=config.code_components if autoencoder else 1)
+
+
+def joint_networks(config, spec, *, stochastic_encoder: bool) -> Networks:
+  """G(z), an encoder x -> z-space (the 'encoder' role), and a joint D(x, z) (bigan, veegan).
+
+  For --arch=mlp D's head reads [flattened x, z] directly, as the ALI and VEEGAN code do on
+  vectors. For a conv arch, x first goes through the arch's encoder body to as many features
+  as the head's widest layer, so x reaches the head through no narrower a bottleneck than the
+  head itself has. `stochastic_encoder`: E(x, eps) with eps of latent_dim numbers (ALI).
+  """
+  head = mlp.discriminator(config)  # an mlp for every arch
+  x_net = (None if config.arch == "mlp" else
+           ARCHS.get(config.arch).encoder(config.replace(code_dim=max(head.hidden)), spec.shape))
+  return make_networks(config, spec, discriminator=JointDiscriminator(head, x_net),
+                       encoder_code_dim=config.latent_dim,
+                       encoder_noise_dim=config.latent_dim if stochastic_encoder else 0)
+
+
+def pair_input(x, z):
+  """The joint discriminator's input: the (x, z) pair (init_networks' d_input)."""
+  return (x, z)
+
+
+def packed_input(m: int) -> Callable:
+  """d_input for init_networks when D sees packs of m examples (--pack)."""
+  return lambda x, z: pack_examples(jnp.concatenate([x] * m), m)
 
 
 def init_networks(nets: Networks, key: jax.Array, image_shape,
@@ -145,7 +192,8 @@ def init_networks(nets: Networks, key: jax.Array, image_shape,
   params["discriminator"], batch_stats["discriminator"] = init_model(
       nets.discriminator, keys["discriminator"], d_input(x, z))
   if nets.encoder is not None:
-    params["encoder"], batch_stats["encoder"] = init_model(nets.encoder, keys["encoder"], x)
+    params["encoder"], batch_stats["encoder"] = init_model(
+        nets.encoder, keys["encoder"], x, nets.encoder_noise(jax.random.key(0), 2))
   if nets.decoder is not None:  # a decoder apart from the generator (ae_pretrain)
     h = jnp.zeros((2, nets.generator.code_dim), jnp.float32)
     params["decoder"], batch_stats["decoder"] = init_model(nets.decoder, keys["decoder"], h, noise)

@@ -17,25 +17,31 @@ wgan: E D(x, E(x)) - E D(G(z), z)). One-sided label smoothing is D's regularizer
 G/E loss uses the unsmoothed game, as the generator loss of every other strategy does.
 
 G and E share one objective (one gradient of `encoder_generator_loss` with respect to both)
-and one Adam (--g_lr). The joint D is `JointDiscriminator`: the arch's encoder maps x to
-max(--mlp_hidden) features, z is appended, and an MLP head of --mlp_hidden gives the logit.
+and one Adam (--g_lr). The encoder is stochastic, E(x, eps) with eps ~ N(0, I) of latent_dim
+numbers joined to x (ALI's conditional on the mixtures): a deterministic E puts the data pairs
+on a set of x's dimension inside the (x, z) space while the generated pairs fill the space
+whenever latent_dim exceeds it, and D then separates the two supports outright. The joint D
+reads [x, z] (flattened x for --arch=mlp, as the ALI code does; the conv body's features for
+dcgan) through an MLP head of --d_hidden (default --mlp_hidden).
+
+--update=simultaneous (the ALI and PacGAN code) moves G, E and D from the same point each
+step: the G/E gradient is taken against D before its update. The default alternates.
 """
 
 import jax
-import jax.numpy as jnp
 
 from aegan_jax.adversarial import Adversary, update_discriminator
-from aegan_jax.models import ARCHS, apply_model
-from aegan_jax.models.composite import JointDiscriminator
-from aegan_jax.models.generator import Generator
+from aegan_jax.models import apply_model
 from aegan_jax.state import adam
-from aegan_jax.steps import Networks, pullback_update
-from aegan_jax.strategies.base import Phase, Strategy, adversarial_init, generator_reconstruct
+from aegan_jax.steps import pullback_update
+from aegan_jax.strategies.base import (Phase, Strategy, adversarial_init, generator_reconstruct,
+                                       joint_networks, pair_input)
 
 # No spectral_norm: neither the arch encoders nor JointDiscriminator's head normalize their
 # layers. No feature matching, minibatch discrimination or historical averaging: those belong
 # to gan_step's image D.
-TECHNIQUES = frozenset({"gp_weight", "r1_weight", "n_critic", "label_smoothing", "ema_decay"})
+TECHNIQUES = frozenset({"gp_weight", "r1_weight", "n_critic", "label_smoothing", "ema_decay",
+                        "update"})
 
 
 def encoder_generator_loss(adv: Adversary, real_pair_logits, fake_pair_logits):
@@ -43,57 +49,36 @@ def encoder_generator_loss(adv: Adversary, real_pair_logits, fake_pair_logits):
   return adv.loss.d_loss(fake_pair_logits, real_pair_logits)
 
 
-def joint_networks(config, spec) -> Networks:
-  """G(z), an encoder x -> z-space (the 'encoder' role), and a joint D(x, z).
-
-  D's x features are max(--mlp_hidden) wide: as wide as the head's widest layer, so x reaches
-  the head through no narrower a bottleneck than the head itself has, and the latent_dim
-  numbers of z sit beside them in the head's first layer (ALI's D likewise embeds x and z
-  separately, then joins them). Shared with veegan, whose reconstructor has the same shape.
-  """
-  arch = ARCHS.get(config.arch)
-  arch.check_shape(spec.shape)
-  features = max(config.mlp_hidden)
-  return Networks(
-      generator=Generator(arch.decoder(config, spec.shape), None, spec.unit_range),
-      discriminator=JointDiscriminator(
-          x_net=arch.encoder(config.replace(code_dim=features), spec.shape),
-          hidden=tuple(config.mlp_hidden), dtype=jnp.dtype(config.dtype)),
-      latent_dim=config.latent_dim,
-      encoder=arch.encoder(config.replace(code_dim=config.latent_dim), spec.shape))
-
-
-def pair_input(x, z):
-  """The joint discriminator's input: the (x, z) pair."""
-  return (x, z)
-
-
 def build(config, spec) -> Strategy:
-  nets = joint_networks(config, spec)
+  nets = joint_networks(config, spec, stochastic_encoder=True)
   g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
   adv = Adversary.from_config(config)
+  simultaneous = config.update == "simultaneous"
 
   def step(state, batch):
     x = batch["image"]
-    key_z, key_d = jax.random.split(state.step_key())
+    key_z, key_d, key_e = jax.random.split(state.step_key(), 3)
     z, _ = nets.latents(key_z, x.shape[0])
+    eps = nets.encoder_noise(key_e, x.shape[0])
     bs = state.batch_stats
 
     # G and E run forward once: the D update uses their outputs, and the G/E gradient is the
     # updated D's gradient at those same outputs pulled back through them (as in gan_step).
     def forward(p):
       fake, g_bs = apply_model(nets.generator, p["generator"], bs["generator"], z, train=True)
-      code, e_bs = apply_model(nets.encoder, p["encoder"], bs["encoder"], x, train=True)
+      code, e_bs = apply_model(nets.encoder, p["encoder"], bs["encoder"], x, eps, train=True)
       return (fake, code), (g_bs, e_bs)
 
     ge = {"generator": state.params["generator"], "encoder": state.params["encoder"]}
     (fake, code), pullback, (g_bs, e_bs) = jax.vjp(forward, ge, has_aux=True)
     d_params, d_opt, d_bs, metrics = update_discriminator(adv, nets.discriminator, d_tx, state,
                                                           (x, code), (fake, z), key_d)
+    played = ((state.params["discriminator"], bs["discriminator"]) if simultaneous
+              else (d_params, d_bs))  # the D that G and E play against
 
     def objective(outputs):
       fake, code = outputs
-      d = lambda pair: apply_model(nets.discriminator, d_params, d_bs, pair, train=True)[0]
+      d = lambda pair: apply_model(nets.discriminator, *played, pair, train=True)[0]
       return encoder_generator_loss(adv, d((x, code)), d((fake, z)))
 
     g_loss, output_grads = jax.value_and_grad(objective)((fake, code))

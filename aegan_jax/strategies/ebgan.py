@@ -23,16 +23,17 @@ spread out in D's code space: it discourages G from collapsing onto one low-ener
 Each step is a D update, then a G update against the updated D. --loss does not apply.
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
 
 from aegan_jax.errors import UserError
 from aegan_jax.models import ARCHS, apply_model
 from aegan_jax.models.composite import AutoencoderDiscriminator
-from aegan_jax.models.generator import Generator
 from aegan_jax.state import adam, apply_gradients
 from aegan_jax.steps import Networks
-from aegan_jax.strategies.base import Phase, Strategy, adversarial_init
+from aegan_jax.strategies.base import Phase, Strategy, adversarial_init, make_networks
 
 # The energy replaces the adversarial game and every D regularizer of adversarial.py; the
 # generator's EMA is applied by the trainer, whatever the strategy.
@@ -76,14 +77,22 @@ def check(config) -> None:
 
 def autoencoder_networks(config, spec) -> Networks:
   """G(z) = out(Dec(z)) on z of latent_dim, and an autoencoder D = Dec_D(Enc_D(x)) through a
-  code of code_dim, returning (reconstruction in data space, code). Shared with began."""
+  code of code_dim, returning (reconstruction in data space, code). Shared with began.
+
+  D's bottleneck must be narrower than the data: with code_dim >= the data's dimension the
+  autoencoder can learn the identity, which reconstructs everything, fakes included, and
+  so tells G nothing (Zhao et al. 2016, section 2.3.1).
+  """
+  data_dim = math.prod(spec.shape)
+  if config.code_dim >= data_dim:
+    raise UserError(f"--strategy={config.strategy}'s discriminator is an autoencoder; its "
+                    f"bottleneck --code_dim={config.code_dim} is not smaller than the data's "
+                    f"{data_dim} dimensions, so it can learn the identity and tell real from "
+                    f"fake by nothing: use --code_dim={max(data_dim // 2, 1)} or less")
   arch = ARCHS.get(config.arch)
-  arch.check_shape(spec.shape)
-  return Networks(
-      generator=Generator(arch.decoder(config, spec.shape), None, spec.unit_range),
-      discriminator=AutoencoderDiscriminator(arch.encoder(config, spec.shape),
-                                             arch.decoder(config, spec.shape), spec.unit_range),
-      latent_dim=config.latent_dim)
+  d = AutoencoderDiscriminator(arch.encoder(config, spec.shape),
+                               arch.decoder(config, spec.shape), spec.unit_range)
+  return make_networks(config, spec, discriminator=d)
 
 
 def discriminator_reconstruct(nets: Networks):

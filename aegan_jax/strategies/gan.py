@@ -5,7 +5,8 @@ One phase of `--steps` gan_steps (D update, then G update) with `--loss`:
   D: min d_loss(D(x), D(G(z))) [+ penalties],   G: min g_loss(D(G(z)))
 (for the default non_saturating game: d_loss = -E log D(x) - E log(1 - D(G(z))),
 g_loss = -E log D(G(z))). Every regularizer and improved technique applies except encoder
-feature matching, which needs an encoder.
+feature matching, which needs an encoder. With --pack=m, D judges packs of m samples
+(PacGAN); with --update=simultaneous both players move from the same point each step.
 """
 
 import functools
@@ -14,7 +15,7 @@ from aegan_jax.adversarial import Adversary
 from aegan_jax.state import adam
 from aegan_jax.steps import GeneratorTechniques, gan_step
 from aegan_jax.strategies.base import (GAN_TECHNIQUES, Phase, Strategy, adversarial_init,
-                                       build_networks)
+                                       build_networks, packed_input)
 
 TECHNIQUES = GAN_TECHNIQUES - {"encoder_feature_weight"}
 
@@ -25,6 +26,7 @@ def build(config, spec) -> Strategy:
 
   step = functools.partial(gan_step, nets, g_tx, d_tx, Adversary.from_config(config),
                            GeneratorTechniques.from_config(config))
-  return Strategy(nets=nets, init=adversarial_init(nets, config, spec, g_tx, d_tx),
+  init = adversarial_init(nets, config, spec, g_tx, d_tx, packed_input(config.pack))
+  return Strategy(nets=nets, init=init,
                   phases=(Phase("gan", config.steps, step),),
                   ema_decay=config.ema_decay)

@@ -1,4 +1,8 @@
-"""mdgan: the mode-regularized GAN (Che et al. 2017, "regularized GAN").
+"""mdgan: the regularized GAN of Che et al. 2017 ("Mode regularized generative adversarial
+networks"), with its geometric and mode regularizers. Not the paper's other algorithm, the
+two-step MDGAN (a manifold step, then a diffusion step with a second discriminator): the
+strategy keeps the name `mdgan` that third-party code gives it, and tables call it
+"regularized GAN (Che et al.)".
 
 An encoder E maps data to the noise space; the generator G doubles as its decoder. With
 d(x, y) the per-pixel squared error and the game's generator loss g_loss (for the default
@@ -20,11 +24,10 @@ import jax.numpy as jnp
 
 from aegan_jax.adversarial import Adversary, update_discriminator
 from aegan_jax.models import ARCHS, apply_model
-from aegan_jax.models.generator import Generator
 from aegan_jax.state import adam, apply_gradients
 from aegan_jax.steps import Networks, update_every
 from aegan_jax.strategies.base import (D_TECHNIQUES, Phase, Strategy, adversarial_init,
-                                       generator_reconstruct)
+                                       generator_reconstruct, make_networks)
 
 TECHNIQUES = D_TECHNIQUES
 
@@ -39,13 +42,9 @@ def generator_objective(adv: Adversary, fake_logits, recon, x, recon_logits, lam
 def encoder_networks(config, spec, code_dim: int) -> Networks:
   """G(z) = out(Dec(z)), D, and an encoder into a code of `code_dim` numbers (the noise space
   or, for VAE-GAN, the posterior's mean and log-variance)."""
-  arch = ARCHS.get(config.arch)
-  arch.check_shape(spec.shape)
-  return Networks(
-      generator=Generator(arch.decoder(config, spec.shape), None, spec.unit_range),
-      discriminator=arch.discriminator(config, spec.shape),
-      latent_dim=config.latent_dim,
-      encoder=arch.encoder(config.replace(code_dim=code_dim), spec.shape))
+  return make_networks(config, spec,
+                       discriminator=ARCHS.get(config.arch).discriminator(config, spec.shape),
+                       encoder_code_dim=code_dim)
 
 
 def build(config, spec) -> Strategy:

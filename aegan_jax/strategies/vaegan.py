@@ -1,8 +1,11 @@
 """vaegan: the VAE-GAN (Larsen et al. 2016, "Autoencoding beyond pixels using a learned
 similarity metric").
 
-A VAE whose decoder is the generator G, with its reconstruction error measured in the last
-hidden layer Dis_l of the discriminator instead of in pixels. The encoder E gives the
+A VAE whose decoder is the generator G, with its reconstruction error measured in an
+intermediate layer Dis_l of the discriminator instead of in pixels: the middle hidden layer
+(layer ceil(L / 2) of L; the first of the mlp's two, the first convolution of dcgan's), as
+Larsen et al. take the third of their discriminator's four convolutions. The last hidden layer
+is the one that only has to separate real from fake; a middle one still describes content. The encoder E gives the
 posterior q(z|x) = N(mu(x), diag(exp(logvar(x)))) as 2 * latent_dim numbers. With
 eps, z_p ~ N(0, I):
 
@@ -36,6 +39,7 @@ import jax.numpy as jnp
 import optax
 
 from aegan_jax.adversarial import Adversary, update_discriminator
+from aegan_jax.errors import UserError
 from aegan_jax.models import apply_model
 from aegan_jax.state import adam, apply_gradients
 from aegan_jax.steps import update_every
@@ -78,6 +82,12 @@ def decoder_objective(adv: Adversary, recon_logits, prior_logits, llike, gamma) 
   return gamma * llike + adv.g_loss(recon_logits) + adv.g_loss(prior_logits)
 
 
+def check(config) -> None:
+  if config.latent_dist != "normal":
+    raise UserError("--strategy=vaegan's prior is N(0, I) (its KL term); drop "
+                    "--latent_dist=uniform")
+
+
 def build(config, spec) -> Strategy:
   latent_dim = config.latent_dim
   nets = encoder_networks(config, spec, 2 * latent_dim)
@@ -110,9 +120,9 @@ def build(config, spec) -> Strategy:
     d_params, d_opt, d_bs, metrics = update_discriminator(
         adv, nets.discriminator, d_tx, state, jnp.concatenate([x, x]), fakes, key_d)
 
-    def d_out(v):  # the updated D's logits and last hidden layer; D's examples are independent
+    def d_out(v):  # the updated D's logits and Dis_l; D's examples are independent
       return apply_model(nets.discriminator, d_params, d_bs, v, train=True,
-                         with_features=True)[0]
+                         with_features="middle")[0]
 
     f_real = d_out(x)[1]
 

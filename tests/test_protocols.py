@@ -1,0 +1,199 @@
+"""What the published 2-D protocols need, and the defects they exposed, each checked so that
+the old behaviour fails: veegan's sampled data codes, bigan's stochastic encoder, AE
+discriminators and aae codes no wider than the data, VAE-GAN's middle layer, PacGAN packing,
+simultaneous updates, uniform noise, and the papers' network pieces."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from aegan_jax import data, strategies
+from aegan_jax.config import Config, validate
+from aegan_jax.data import pipeline
+from aegan_jax.errors import UserError
+from aegan_jax.models import apply_model, init_model
+from aegan_jax.models.dcgan import DCGANDiscriminator
+from aegan_jax.models.mlp import Maxout, MLPDecoder, MLPDiscriminator
+from aegan_jax.steps import pack_examples
+from aegan_jax.strategies.veegan import data_codes
+from tests.conftest import run_module
+
+
+@pytest.fixture(scope="module")
+def grid():
+  return data.load("grid")
+
+
+def _config(strategy, **kw):
+  base = dict(dataset="grid", strategy=strategy, mlp_hidden=(16,), latent_dim=2, code_dim=1,
+              steps=4, batch_size=32)
+  return Config(**{**base, **kw})
+
+
+def _step_once(config, grid, key=0):
+  strategy = strategies.build(config, grid.spec)
+  state = jax.jit(strategy.init)(jax.random.key(key))
+  batch = pipeline.batch_at(grid.train, jax.random.key(7), jnp.int32(0),
+                            config.samples_per_step)
+  new, _ = jax.jit(strategy.phases[-1].step)(state, batch)
+  return strategy, state, new
+
+
+def _leaves(tree):
+  return [np.asarray(v) for v in jax.tree.leaves(tree)]
+
+
+def test_veegan_data_codes_are_sampled_around_the_reconstruction():
+  """z~ ~ N(F(x), I): a new draw for every key, centred on F(x), with unit spread."""
+  codes = jnp.tile(jnp.array([[3.0, -1.0]]), (20_000, 1))
+  a, b = data_codes(codes, jax.random.key(0)), data_codes(codes, jax.random.key(1))
+  assert not np.allclose(a, b)
+  np.testing.assert_allclose(np.mean(a, axis=0), [3.0, -1.0], atol=0.03)
+  np.testing.assert_allclose(np.std(a, axis=0), [1.0, 1.0], atol=0.03)
+
+
+def test_bigan_encoder_is_stochastic(grid):
+  strategy = strategies.build(_config("bigan"), grid.spec)
+  nets = strategy.nets
+  state = jax.jit(strategy.init)(jax.random.key(0))
+  assert nets.encoder_noise_dim == 2
+  x = grid.train["image"][:64]
+  encode = lambda k: apply_model(nets.encoder, state.params["encoder"],
+                                 state.batch_stats["encoder"], x,
+                                 nets.encoder_noise(jax.random.key(k), 64), train=False)[0]
+  assert not np.allclose(encode(0), encode(1))
+
+
+@pytest.mark.parametrize("strategy", ["ebgan", "began"])
+def test_autoencoder_discriminator_must_be_narrower_than_the_data(strategy, grid):
+  with pytest.raises(UserError, match="--code_dim=1 or less"):
+    strategies.build(_config(strategy, code_dim=2), grid.spec)
+  strategies.build(_config(strategy, code_dim=1), grid.spec)
+
+
+def test_aae_codes_no_wider_than_the_data(grid):
+  with pytest.raises(UserError, match="--latent_dim=2 or less"):
+    strategies.build(_config("aae", latent_dim=8), grid.spec)
+  strategies.build(_config("aae", latent_dim=2), grid.spec)
+
+
+def test_mlp_middle_features_are_the_middle_layer():
+  d = MLPDiscriminator(hidden=(4, 6, 8))
+  x = jnp.ones((3, 2))
+  params, _ = init_model(d, jax.random.key(0), x)
+  _, middle = d.apply({"params": params}, x, with_features="middle")
+  _, last = d.apply({"params": params}, x, with_features=True)
+  assert middle.shape == (3, 6) and last.shape == (3, 8)
+  d2 = MLPDiscriminator(hidden=(4, 6))
+  params2, _ = init_model(d2, jax.random.key(0), x)
+  assert d2.apply({"params": params2}, x, with_features="middle")[1].shape == (3, 4)
+
+
+def test_dcgan_middle_features_are_the_first_convolution():
+  d = DCGANDiscriminator(channels=4)
+  x = jnp.ones((2, 28, 28, 1))
+  variables = d.init(jax.random.key(0), x)
+  _, middle = d.apply(variables, x, with_features="middle")
+  _, last = d.apply(variables, x, with_features=True)
+  assert middle.shape == (2, 14 * 14 * 4)      # Conv_0: 4 channels at stride 2
+  assert last.shape == (2, 7 * 7 * 8)          # Conv_1: 8 channels
+
+
+def test_pack_examples_joins_consecutive_groups():
+  x = jnp.arange(12.0).reshape(6, 2)
+  packed = pack_examples(x, 3)
+  np.testing.assert_array_equal(packed, [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]])
+  images = jnp.arange(4 * 2 * 2 * 3.0).reshape(4, 2, 2, 3)
+  packed = pack_examples(images, 2)
+  assert packed.shape == (2, 2, 2, 6)
+  np.testing.assert_array_equal(packed[1, 0, 1], jnp.concatenate([images[2, 0, 1],
+                                                                  images[3, 0, 1]]))
+  assert pack_examples(x, 1) is x
+
+
+def test_packed_gan_draws_m_times_the_batch_and_d_reads_packs(grid):
+  config = _config("gan", pack=4, batch_size=8)
+  assert config.samples_per_step == 32
+  strategy, state, new = _step_once(config, grid)
+  kernel = state.params["discriminator"]["Dense_0"]["kernel"]
+  assert kernel.shape == (4 * 2, 16)
+  assert not np.allclose(kernel, new.params["discriminator"]["Dense_0"]["kernel"])
+
+
+@pytest.mark.parametrize("strategy", ["gan", "bigan", "veegan"])
+def test_simultaneous_generator_plays_the_discriminator_before_its_update(strategy, grid):
+  """Simultaneous: G's update cannot depend on D's learning rate (it plays the old D);
+  alternating: it does (it plays the updated D)."""
+  def g_after(update, d_lr):
+    config = _config(strategy, update=update, d_lr=d_lr)
+    return _leaves(_step_once(config, grid)[2].params["generator"])
+
+  same = lambda a, b: all(np.array_equal(u, v) for u, v in zip(a, b))
+  assert same(g_after("simultaneous", 1e-4), g_after("simultaneous", 0.5))
+  assert not same(g_after("alternating", 1e-4), g_after("alternating", 0.5))
+
+
+def test_uniform_latents_fill_the_cube(grid):
+  nets = strategies.build(_config("gan", latent_dist="uniform", latent_dim=3), grid.spec).nets
+  z, _ = nets.latents(jax.random.key(0), 4096)
+  assert z.shape == (4096, 3)
+  assert float(z.min()) >= -1 and float(z.max()) <= 1
+  assert float(z.min()) < -0.99 and float(z.max()) > 0.99
+
+
+def test_maxout_is_the_max_of_its_pieces():
+  layer = Maxout(width=2, pieces=3)
+  x = jnp.array([[1.0, -2.0]])
+  params = layer.init(jax.random.key(0), x)["params"]
+  affine = x @ params["Dense_0"]["kernel"] + params["Dense_0"]["bias"]
+  np.testing.assert_allclose(layer.apply({"params": params}, x),
+                             affine.reshape(1, 2, 3).max(axis=-1), rtol=1e-6)
+
+
+def test_papers_network_pieces():
+  """tanh hidden units, BatchNorm in the generator, orthogonal (gain 1.4) and N(0, 0.02)
+  initializations, maxout D: the pieces the Unrolled GAN / GDPP and PacGAN / ALI code use."""
+  z = jax.random.normal(jax.random.key(0), (64, 8))
+  dec = MLPDecoder(hidden=(32, 32), out_shape=(2,), activation="tanh", batchnorm=True,
+                   weight_init="orthogonal")
+  params, stats = init_model(dec, jax.random.key(1), z)
+  assert "BatchNorm_0" in stats and "bias" not in params["Dense_0"]
+  w = np.asarray(params["Dense_1"]["kernel"])
+  np.testing.assert_allclose(w.T @ w, 1.4 ** 2 * np.eye(32), atol=1e-4)
+  _, new_stats = apply_model(dec, params, stats, z, train=True)
+  assert not np.allclose(new_stats["BatchNorm_0"]["mean"], stats["BatchNorm_0"]["mean"])
+  d = MLPDiscriminator(hidden=(200, 200), activation="maxout", maxout_pieces=5,
+                       weight_init="normal")
+  d_params, _ = init_model(d, jax.random.key(2), jnp.zeros((2, 2)))
+  assert d_params["Maxout_0"]["Dense_0"]["kernel"].shape == (2, 1000)
+  assert np.std(d_params["Maxout_1"]["Dense_0"]["kernel"]) == pytest.approx(0.02, rel=0.05)
+
+
+@pytest.mark.parametrize("flag, value", [("d_activation", "maxout"), ("mlp_batchnorm", True),
+                                         ("weight_init", "orthogonal"), ("d_hidden", (64,))])
+def test_mlp_only_flags_are_refused_for_conv_nets(flag, value):
+  with pytest.raises(UserError, match=f"--{flag}.*--arch=mlp"):
+    validate(Config(arch="dcgan", **{flag: value}))
+
+
+@pytest.mark.parametrize("flag, value", [("d_activation", "sigmoid"), ("update", "async"),
+                                         ("latent_dist", "cauchy")])
+def test_unknown_choices_are_refused(flag, value):
+  with pytest.raises(UserError, match=f"unknown --{flag}"):
+    validate(Config(**{flag: value}))
+
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--strategy=ebgan", "--code_dim=2"], "--code_dim=1 or less"),
+    (["--strategy=aae", "--latent_dim=8"], "--latent_dim=2 or less"),
+    (["--strategy=bigan", "--pack=2"], "--pack does not apply to --strategy=bigan"),
+])
+def test_refused_from_the_command_line_in_one_line_writing_nothing(flags, words, tmp_path):
+  workdir = tmp_path / "run"
+  proc = run_module("experiments.train", "--dataset=grid", *flags, f"--workdir={workdir}")
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1 and words in errors[0]
+  assert not workdir.exists()
