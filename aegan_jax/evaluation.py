@@ -44,6 +44,17 @@ def mixture_modes(dataset: str, samples: np.ndarray) -> dict:
                        "reverse_kl": "KL(p_HQ || uniform over modes), nats"}}
 
 
+
+def chance_modes(dataset: str, low: np.ndarray, high: np.ndarray, draws: int = 5,
+                 seed: int = 0) -> list[dict]:
+  """The protocol's scores of a generator that learned nothing but the data's extent:
+  `draws` uniform clouds of VEEGAN_SAMPLES points over the box [low, high]. A row near
+  these numbers measures no learning (a 25-mode grid is captured by chance)."""
+  rng = np.random.default_rng(seed)
+  low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
+  return [mixture_modes(dataset, rng.uniform(low, high, (VEEGAN_SAMPLES, len(low))))
+          for _ in range(draws)]
+
 # ----------------------------------------------------------------------------- all metrics
 
 IMAGE_METRICS = ("fid", "kid", "is", "pr", "dc")

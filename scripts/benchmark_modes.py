@@ -62,6 +62,29 @@ PUBLISHED = [
 ]
 
 
+CHANCE_DRAWS = 5
+AT_CHANCE = 3  # a row whose % HQ is below this many times chance's is marked "at chance"
+
+
+def display_name(entry: str) -> str:
+  """The table's name of a strategy entry: mdgan is Che et al.'s regularized GAN."""
+  name, bracket, rest = entry.partition("[")
+  return ("regularized GAN (mdgan)" if name == "mdgan" else name) + bracket + rest
+
+
+def chance_rows(dataset: str) -> list[dict]:
+  """What CHANCE_DRAWS uniform clouds over the training set's bounding box score."""
+  from aegan_jax import data, evaluation
+  x = np.asarray(data.load(dataset).train["image"]).reshape(-1, 2)
+  return evaluation.chance_modes(dataset, x.min(axis=0), x.max(axis=0), CHANCE_DRAWS)
+
+
+def is_at_chance(runs: list[dict], chance: list[dict]) -> bool:
+  """Whether the runs' mean % HQ is below AT_CHANCE times the chance rows' mean."""
+  hq = lambda rows: float(np.mean([r["high_quality_percent"] for r in rows]))
+  return hq(runs) < AT_CHANCE * hq(chance)
+
+
 def parse_entry(entry: str) -> tuple[str, dict]:
   """'ae_pretrain[code_components=32;code_mapping=gaussian]' -> (name, {field: value})."""
   name, _, rest = entry.partition("[")
@@ -181,21 +204,36 @@ def table(results: dict, base: config_lib.Config, command: str) -> str:
       "| method | source | ring modes /8 | ring % HQ | ring rev-KL | grid modes /25 | grid % HQ "
       "| grid rev-KL |",
       "|---|---|---|---|---|---|---|---|"]
-  for strategy in FLAGS.strategies:
-    cells = []
+  chance = {d: chance_rows(d) for d in ("ring", "grid")}
+
+  def row(name: str, source: str, runs_of) -> str:
+    cells, at_chance = [], []
     for dataset in ("ring", "grid"):
-      runs = results.get((dataset, strategy))
+      runs = runs_of(dataset)
       if not runs:
         cells += ["—"] * 3
         continue
       for col in cols:
         key = "modes_captured" if col == "modes" else col
         cells.append(cell([r[key] for r in runs], 3 if col == "reverse_kl" else 1))
-    lines.append(f"| **{strategy}** (ours) | this repo | " + " | ".join(cells) + " |")
+      if runs is not chance[dataset] and is_at_chance(runs, chance[dataset]):
+        at_chance.append(dataset)
+    mark = f" — *at chance on {' and '.join(at_chance)}*" if at_chance else ""
+    return f"| {name}{mark} | {source} | " + " | ".join(cells) + " |"
+
+  for strategy in FLAGS.strategies:
+    lines.append(row(f"**{display_name(strategy)}** (ours)", "this repo",
+                     lambda d, s=strategy: results.get((d, s))))
+  lines.append(row("uniform cloud over the data's bounding box (chance)",
+                   f"this repo, {CHANCE_DRAWS} draws", lambda d: chance[d]))
   for row in PUBLISHED:  # as published, digits included
     lines.append(f"| {row[0]} | {row[1]} | " + " | ".join(
         "—" if v is None else str(v) for v in row[2:]) + " |")
-  lines += ["", "Per-seed results: `eval_modes.json` in each run's workdir under "
+  lines += ["", f"*At chance*: the row's mean % HQ is below {AT_CHANCE} times the chance row's "
+            "(a uniform cloud of the same 2,500 samples over the training set's bounding box, "
+            "scored by the same counter): such a row measures a generator that learned little "
+            "beyond the data's extent, not the method.", "",
+            "Per-seed results: `eval_modes.json` in each run's workdir under "
             f"`{FLAGS.root}`.", ""]
   return "\n".join(lines)
 

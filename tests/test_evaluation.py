@@ -78,6 +78,8 @@ def test_benchmark_modes_writes_the_table(data_dir, tmp_path):
   assert len(ours) == 2 and all("±" in l for l in ours)
   assert "**ae_pretrain[code_components=2;code_mapping=gaussian]** (ours)" in text
   assert "| VEEGAN | VEEGAN Table 1 |" in text and "PacGAN4" in text
+  chance = [l for l in text.splitlines() if l.startswith("| uniform cloud")]
+  assert len(chance) == 1 and "±" in chance[0] and "at chance" not in chance[0]
   # Per-seed results are kept; a second invocation reuses them instead of retraining.
   results = sorted((tmp_path / "runs").glob("*/eval_modes.json"))
   assert len(results) == 4

@@ -197,3 +197,17 @@ def test_refused_from_the_command_line_in_one_line_writing_nothing(flags, words,
   errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
   assert len(errors) == 1 and words in errors[0]
   assert not workdir.exists()
+
+
+def test_chance_row_scores_a_uniform_cloud_and_marks_rows_near_it():
+  """A uniform cloud over [-5, 5]^2 scores 16-23 grid modes at 1.3-2.2 % HQ (the protocol's
+  known chance level); a row is 'at chance' below three times chance's % HQ."""
+  from aegan_jax import evaluation
+  from scripts.benchmark_modes import is_at_chance
+  rows = evaluation.chance_modes("grid", [-5, -5], [5, 5], draws=5, seed=0)
+  assert len(rows) == 5 and all(r["protocol"]["samples"] == 2500 for r in rows)
+  assert 16 <= np.mean([r["modes_captured"] for r in rows]) <= 23
+  assert 1.3 <= np.mean([r["high_quality_percent"] for r in rows]) <= 2.2
+  assert not np.array_equal(rows[0]["counts"], rows[1]["counts"])  # independent draws
+  hq = lambda v: [{"high_quality_percent": v}]
+  assert is_at_chance(hq(5.0), hq(2.0)) and not is_at_chance(hq(7.0), hq(2.0))
