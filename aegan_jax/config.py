@@ -84,8 +84,9 @@ class Config:
       "orthogonal (gain 1.4: the Unrolled GAN, GDPP and VEEGAN code) or normal (std 0.02: the "
       "PacGAN and ALI code). Biases start at 0.")
   latent_dist: str = _field(
-      "normal", "Law of the generator's noise z: normal (N(0, I)) or uniform (U[-1, 1]^d: "
-      "BEGAN, and DCGAN in the Stacked MNIST setups).")
+      "auto", "Law of the generator's noise z: normal (N(0, I)), uniform (U[-1, 1]^d: DCGAN "
+      "in the Stacked MNIST setups) or auto (the strategy's paper: uniform for began, normal "
+      "for the others).")
   dcgan_channels: int = _field(64, "Base channel count of the dcgan networks.")
   conv_impl: str = _field(
       "auto", "How the dcgan networks' strided convolutions are computed: 'stock' (flax's "
@@ -143,8 +144,11 @@ class Config:
                                 "-log D(G(E(x))).", strategy="mdgan")
   vaegan_gamma: float = _field(1.0, "VAE-GAN: weight of the feature-space reconstruction in "
                                "the decoder's loss (gamma in Larsen et al.).", strategy="vaegan")
-  ebgan_margin: float = _field(10.0, "EBGAN: margin m of max(0, m - D(G(z))) (MNIST: 10).",
-                               strategy="ebgan")
+  ebgan_margin: float = _field(
+      -1.0, "EBGAN: margin m of max(0, m - D(G(z))), in units of the energy ||x - D(x)||_2. "
+      "-1 (auto): the paper's MNIST value 10 on images; on real-valued data (the 2-D "
+      "mixtures) the root-mean-square norm of the training examples, the same rule that "
+      "gives MNIST about 9.4.", strategy="ebgan")
   ebgan_pt_weight: float = _field(0.1, "EBGAN: pull-away term weight.", strategy="ebgan")
   began_gamma: float = _field(0.5, "BEGAN: diversity ratio gamma = E L(G(z)) / E L(x).",
                               strategy="began")
@@ -248,7 +252,8 @@ def validate(config: Config) -> Config:
                       f"{','.join(map(str, getattr(config, name)))}")
   choices = {"g_activation": ("relu", "tanh"), "d_activation": ("relu", "tanh", "maxout"),
              "weight_init": ("default", "orthogonal", "normal"),
-             "latent_dist": ("normal", "uniform"), "update": ("alternating", "simultaneous")}
+             "latent_dist": ("auto", "normal", "uniform"),
+             "update": ("alternating", "simultaneous")}
   for name, allowed in choices.items():
     if getattr(config, name) not in allowed:
       raise UserError(f"unknown --{name} {getattr(config, name)!r}; choose "
@@ -267,6 +272,8 @@ def validate(config: Config) -> Config:
                "mdgan_lambda1", "mdgan_lambda2", "vaegan_gamma", "ebgan_margin",
                "ebgan_pt_weight", "began_lambda_k", "veegan_recon_weight"]:
     v = getattr(config, name)
+    if name == "ebgan_margin" and v == -1:  # auto
+      continue
     if not (math.isfinite(v) and v >= 0):
       raise UserError(f"--{name} must be a finite number >= 0, got {v}")
   if config.n_critic < 1:

@@ -3,6 +3,8 @@ the old behaviour fails: veegan's sampled data codes, bigan's stochastic encoder
 discriminators and aae codes no wider than the data, VAE-GAN's middle layer, PacGAN packing,
 simultaneous updates, uniform noise, and the papers' network pieces."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -121,6 +123,29 @@ def test_packed_gan_draws_m_times_the_batch_and_d_reads_packs(grid):
   assert not np.allclose(kernel, new.params["discriminator"]["Dense_0"]["kernel"])
 
 
+@pytest.mark.parametrize("pack", [2, 4])
+def test_packed_gan_trains_on_the_grid(pack, tmp_path):
+  from aegan_jax import train
+  config = _config("gan", pack=pack, batch_size=64, steps=200, latent_dim=4, log_every=100,
+                   eval_every=0, sample_every=200, checkpoint_every=200)
+  train.train_and_evaluate(config, str(tmp_path))
+  rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  assert [r["step"] for r in rows if "d_loss" in r][-1] == 200
+  assert all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"]) for r in rows if "d_loss" in r)
+
+
+def test_packed_mdgan_and_conv_discriminator(grid, tiny, mnist5k):
+  """mdgan's D reads packs of data, fakes and reconstructions; a conv D reads m x the
+  channels."""
+  _, state, new = _step_once(_config("mdgan", pack=2, batch_size=8), grid)
+  assert state.params["discriminator"]["Dense_0"]["kernel"].shape == (2 * 2, 16)
+  config = tiny(strategy="gan", arch="dcgan", dcgan_channels=4, pack=2, batch_size=8)
+  strategy, state, new = _step_once(config, mnist5k)
+  kernel = state.params["discriminator"]["Conv_0"]["kernel"]
+  assert kernel.shape[-2] == 2  # in-channels: two 1-channel digits per pack
+  assert all(np.all(np.isfinite(v)) for v in _leaves(new.params))
+
+
 @pytest.mark.parametrize("strategy", ["gan", "bigan", "veegan"])
 def test_simultaneous_generator_plays_the_discriminator_before_its_update(strategy, grid):
   """Simultaneous: G's update cannot depend on D's learning rate (it plays the old D);
@@ -211,3 +236,26 @@ def test_chance_row_scores_a_uniform_cloud_and_marks_rows_near_it():
   assert not np.array_equal(rows[0]["counts"], rows[1]["counts"])  # independent draws
   hq = lambda v: [{"high_quality_percent": v}]
   assert is_at_chance(hq(5.0), hq(2.0)) and not is_at_chance(hq(7.0), hq(2.0))
+
+
+def test_ebgan_margin_follows_the_datas_energy_scale(grid):
+  """Auto: 10 (the paper's MNIST value) on images; on the grid the RMS norm of its points,
+  sqrt(E ||x||^2) = sqrt(2 * 8) = 4 (coordinates uniform over -4, -2, 0, 2, 4), not 10."""
+  from aegan_jax.strategies.ebgan import auto_margin
+  assert grid.spec.rms_norm == pytest.approx(4.0, rel=0.02)
+  assert auto_margin(_config("ebgan"), grid.spec) == grid.spec.rms_norm
+  assert auto_margin(_config("ebgan"), data.Spec((28, 28, 1))) == 10.0
+  assert auto_margin(_config("ebgan", ebgan_margin=2.5), grid.spec) == 2.5
+  with pytest.raises(UserError, match="--ebgan_margin"):
+    validate(_config("ebgan", ebgan_margin=-2.0))
+
+
+def test_began_draws_uniform_noise_by_default(grid):
+  """BEGAN's z ~ U[-1, 1] (Berthelot et al.); --latent_dist=normal overrides it, and the other
+  strategies keep N(0, I)."""
+  latents = lambda **kw: np.asarray(strategies.build(_config(**kw), grid.spec).nets.latents(
+      jax.random.key(0), 4096)[0])
+  z = latents(strategy="began")
+  assert z.min() >= -1 and z.max() <= 1 and z.max() > 0.99
+  assert np.abs(latents(strategy="began", latent_dist="normal")).max() > 2
+  assert np.abs(latents(strategy="ebgan")).max() > 2

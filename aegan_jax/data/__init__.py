@@ -46,6 +46,7 @@ class Spec:
   """
   shape: tuple[int, ...]
   unit_range: bool = True
+  rms_norm: float = 0.0   # real-valued data: sqrt(E ||x||^2) over the training set (0: unknown)
 
 
 @dataclasses.dataclass
@@ -62,7 +63,11 @@ class Dataset:
 
   @property
   def spec(self) -> Spec:
-    return Spec(self.image_shape, unit_range=self.train["image"].dtype == jnp.uint8)
+    if self.train["image"].dtype == jnp.uint8:
+      return Spec(self.image_shape, unit_range=True)
+    x = np.asarray(self.train["image"], np.float64).reshape(self.num_train, -1)
+    return Spec(self.image_shape, unit_range=False,
+                rms_norm=float(np.sqrt(np.mean(np.sum(np.square(x), axis=1)))))
 
   @property
   def num_train(self) -> int:

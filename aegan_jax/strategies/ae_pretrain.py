@@ -44,7 +44,7 @@ def build(config, spec) -> Strategy:
   if config.pretrain_steps <= 0:
     raise UserError("--strategy=ae_pretrain needs --pretrain_steps > 0; "
                     "for no pretraining use --strategy=gan")
-  if config.latent_dist != "normal":
+  if config.latent_dist == "uniform":
     raise UserError("--strategy=ae_pretrain maps z ~ N(0, I) onto a Gaussian fitted to the "
                     "codes; --latent_dist=uniform would give the wrong covariance: drop it")
   nets = build_networks(config, spec, autoencoder=True)

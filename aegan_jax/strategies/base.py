@@ -114,13 +114,14 @@ def generator_reconstruct(nets: Networks, code=lambda e: e):
 
 def make_networks(config, spec, *, discriminator: nn.Module, decoder_code_dim=None,
                   encoder_code_dim=None, decoder: bool = False, encoder_noise_dim: int = 0,
-                  components: int = 1) -> Networks:
+                  components: int = 1, latent_dist: str = "normal") -> Networks:
   """Every strategy's networks: the generator out(Dec(...)) of the arch, the given
   discriminator, the noise law of the config, and optionally an encoder.
 
   decoder_code_dim: the generator maps z into a code of that size first (ae_pretrain; None:
   z feeds the decoder). encoder_code_dim: an encoder into that many numbers (None: none).
   decoder: the autoencoder's decoder is a network of its own, apart from the generator.
+  latent_dist: the law of z in the strategy's paper, used unless --latent_dist names one.
   """
   arch = ARCHS.get(config.arch)
   arch.check_shape(spec.shape)
@@ -135,7 +136,7 @@ def make_networks(config, spec, *, discriminator: nn.Module, decoder_code_dim=No
                arch.encoder(config.replace(code_dim=encoder_code_dim), spec.shape)),
       decoder=dec if decoder else None,
       mixture_components=components,
-      latent_dist=config.latent_dist,
+      latent_dist=latent_dist if config.latent_dist == "auto" else config.latent_dist,
       encoder_noise_dim=encoder_noise_dim)
 
 

@@ -5,6 +5,7 @@ is its mean absolute reconstruction error, per pixel (the paper's eta = 1):
 
   L(v) = mean |v - Dec_D(Enc_D(v))|
 
+z is drawn from U[-1, 1]^latent_dim, as in the paper (--latent_dist=auto; normal overrides).
 With gamma = --began_gamma (0.5) and lambda_k = --began_lambda_k (0.001):
 
   D:  min E L(x) - k_t E L(G(z))
@@ -65,7 +66,7 @@ def check(config) -> None:
 
 
 def build(config, spec) -> Strategy:
-  nets = autoencoder_networks(config, spec)
+  nets = autoencoder_networks(config, spec, latent_dist="uniform")  # z ~ U[-1, 1] (the paper)
   g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
   gamma, lambda_k = config.began_gamma, config.began_lambda_k
 

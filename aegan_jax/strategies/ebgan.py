@@ -9,8 +9,9 @@ averaged over pixels (the paper's definition):
 so the margin is in units of that norm (an MSE energy, per-pixel mean of squares, would need a
 far smaller m).
 
-With m = --ebgan_margin (10, the paper's MNIST value) and S = Enc_D(G(z)) the codes of the
-fake batch (N examples):
+With m = --ebgan_margin (auto: the paper's MNIST value 10 on images; on real-valued data the
+root-mean-square norm of the training examples, see auto_margin) and S = Enc_D(G(z)) the codes
+of the fake batch (N examples):
 
   D:  min E D(x) + E max(0, m - D(G(z)))
   G:  min E D(G(z)) + w PT(S),   w = --ebgan_pt_weight (0.1)
@@ -75,7 +76,19 @@ def check(config) -> None:
                     f"apply: drop --loss={config.loss}")
 
 
-def autoencoder_networks(config, spec) -> Networks:
+def auto_margin(config, spec) -> float:
+  """--ebgan_margin, or with -1 the data's energy scale: the paper's 10 on images (MNIST's
+  examples have a root-mean-square norm of about 9.4), and on real-valued data the RMS norm
+  of the training examples (the grid's 4, the ring's 1), so the margin is neither out of
+  reach nor trivially met."""
+  if config.ebgan_margin >= 0:
+    return config.ebgan_margin
+  if spec.unit_range or not spec.rms_norm:
+    return 10.0
+  return spec.rms_norm
+
+
+def autoencoder_networks(config, spec, latent_dist: str = "normal") -> Networks:
   """G(z) = out(Dec(z)) on z of latent_dim, and an autoencoder D = Dec_D(Enc_D(x)) through a
   code of code_dim, returning (reconstruction in data space, code). Shared with began.
 
@@ -92,7 +105,7 @@ def autoencoder_networks(config, spec) -> Networks:
   arch = ARCHS.get(config.arch)
   d = AutoencoderDiscriminator(arch.encoder(config, spec.shape),
                                arch.decoder(config, spec.shape), spec.unit_range)
-  return make_networks(config, spec, discriminator=d)
+  return make_networks(config, spec, discriminator=d, latent_dist=latent_dist)
 
 
 def discriminator_reconstruct(nets: Networks):
@@ -116,7 +129,7 @@ def energies(nets: Networks, d_params, d_bs, real, fake, energy_fn):
 def build(config, spec) -> Strategy:
   nets = autoencoder_networks(config, spec)
   g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
-  margin, pt_weight = config.ebgan_margin, config.ebgan_pt_weight
+  margin, pt_weight = auto_margin(config, spec), config.ebgan_pt_weight
 
   def step(state, batch):
     x = batch["image"]

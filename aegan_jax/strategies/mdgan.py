@@ -17,6 +17,7 @@ reconstruction term ties every data point to a region of z, so G cannot drop the
 E sends somewhere; the second term makes the reconstructions themselves look real. G and E
 share one objective (E's terms are the ones that depend on it), so one gradient of
 `generator_objective` with respect to both trains both; they share one Adam (--g_lr).
+With --pack=m D judges packs of m samples (PacGAN): data, fakes and reconstructions alike.
 """
 
 import jax
@@ -25,11 +26,11 @@ import jax.numpy as jnp
 from aegan_jax.adversarial import Adversary, update_discriminator
 from aegan_jax.models import ARCHS, apply_model
 from aegan_jax.state import adam, apply_gradients
-from aegan_jax.steps import Networks, update_every
+from aegan_jax.steps import Networks, pack_examples, update_every
 from aegan_jax.strategies.base import (D_TECHNIQUES, Phase, Strategy, adversarial_init,
-                                       generator_reconstruct, make_networks)
+                                       generator_reconstruct, make_networks, packed_input)
 
-TECHNIQUES = D_TECHNIQUES
+TECHNIQUES = D_TECHNIQUES | {"pack"}
 
 
 def generator_objective(adv: Adversary, fake_logits, recon, x, recon_logits, lambda1, lambda2):
@@ -51,6 +52,7 @@ def build(config, spec) -> Strategy:
   nets = encoder_networks(config, spec, config.latent_dim)
   g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
   adv = Adversary.from_config(config)
+  pack = lambda v: pack_examples(v, config.pack)
 
   def step(state, batch):
     x = batch["image"]
@@ -60,13 +62,13 @@ def build(config, spec) -> Strategy:
     fake, _ = apply_model(nets.generator, state.params["generator"], bs["generator"], z,
                           train=True)
     d_params, d_opt, d_bs, metrics = update_discriminator(adv, nets.discriminator, d_tx, state,
-                                                          x, fake, key_d)
+                                                          pack(x), pack(fake), key_d)
 
     def objective(p):
       fake, g_bs = apply_model(nets.generator, p["generator"], bs["generator"], z, train=True)
       code, e_bs = apply_model(nets.encoder, p["encoder"], bs["encoder"], x, train=True)
       recon, _ = apply_model(nets.generator, p["generator"], bs["generator"], code, train=True)
-      d = lambda v: apply_model(nets.discriminator, d_params, d_bs, v, train=True)[0]
+      d = lambda v: apply_model(nets.discriminator, d_params, d_bs, pack(v), train=True)[0]
       loss, distance = generator_objective(adv, d(fake), recon, x, d(recon),
                                            config.mdgan_lambda1, config.mdgan_lambda2)
       return loss, (g_bs, e_bs, distance)
@@ -84,6 +86,7 @@ def build(config, spec) -> Strategy:
         opt_state={**state.opt_state, "g": g_opt, "d": d_opt})
     return state, {**metrics, "g_loss": g_loss, "recon_mse": distance}
 
-  return Strategy(nets=nets, init=adversarial_init(nets, config, spec, g_tx, d_tx),
+  return Strategy(nets=nets, init=adversarial_init(nets, config, spec, g_tx, d_tx,
+                                                   packed_input(config.pack)),
                   phases=(Phase("gan", config.steps, step),),
                   reconstruct_fn=generator_reconstruct(nets), ema_decay=config.ema_decay)

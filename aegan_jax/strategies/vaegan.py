@@ -83,7 +83,7 @@ def decoder_objective(adv: Adversary, recon_logits, prior_logits, llike, gamma) 
 
 
 def check(config) -> None:
-  if config.latent_dist != "normal":
+  if config.latent_dist == "uniform":
     raise UserError("--strategy=vaegan's prior is N(0, I) (its KL term); drop "
                     "--latent_dist=uniform")
 
