@@ -6,8 +6,10 @@ field here is a new flag everywhere.
 """
 
 import dataclasses
+import functools
 import json
 import math
+import os
 from typing import Any
 
 from aegan_jax.errors import UserError
@@ -70,10 +72,10 @@ class Config:
   d_hidden: tuple[int, ...] = _field(
       (), "Hidden widths of the mlp discriminator (empty = --mlp_hidden).")
   g_activation: str = _field(
-      "relu", "Hidden activation of the mlp generator/decoder and encoder: relu or tanh "
-      "(the Unrolled GAN and GDPP code: tanh).")
+      "relu", "Hidden activation of the mlp generator/decoder and encoder: relu, tanh (the "
+      "Unrolled GAN and GDPP code) or leaky_relu (slope 0.2).")
   d_activation: str = _field(
-      "relu", "Hidden activation of the mlp discriminator: relu, tanh, or maxout "
+      "relu", "Hidden activation of the mlp discriminator: relu, tanh, leaky_relu, or maxout "
       "(--maxout_pieces linear pieces per unit; the PacGAN and ALI code: 5).")
   maxout_pieces: int = _field(5, "Linear pieces per unit of a maxout discriminator.")
   mlp_batchnorm: bool = _field(
@@ -250,7 +252,8 @@ def validate(config: Config) -> Config:
     if any(w <= 0 for w in getattr(config, name)):
       raise UserError(f"--{name} must be positive widths like 128 or 256,256 (or empty), got "
                       f"{','.join(map(str, getattr(config, name)))}")
-  choices = {"g_activation": ("relu", "tanh"), "d_activation": ("relu", "tanh", "maxout"),
+  choices = {"g_activation": ("relu", "tanh", "leaky_relu"),
+             "d_activation": ("relu", "tanh", "leaky_relu", "maxout"),
              "weight_init": ("default", "orthogonal", "normal"),
              "latent_dist": ("auto", "normal", "uniform"),
              "update": ("alternating", "simultaneous")}
@@ -331,6 +334,22 @@ def from_flags(flag_values=None) -> Config:
         raise UserError(f"--{f.name} must be comma-separated integers, got {','.join(v)}") from None
     kwargs[f.name] = v
   return Config(**kwargs)
+
+
+def from_flagfile(path: str, **overrides) -> Config:
+  """The validated Config a flagfile (a preset) gives, with `overrides` on top; parsed into
+  flags of its own, so the process's absl flags are left alone."""
+  import types
+  from absl import flags
+  if not os.path.isfile(path):
+    raise UserError(f"no flagfile at {path}; presets are under experiments/presets/")
+  fv = flags.FlagValues()
+  define_flags(types.SimpleNamespace(**{
+      name: functools.partial(getattr(flags, name), flag_values=fv)
+      for name in ("DEFINE_integer", "DEFINE_float", "DEFINE_string", "DEFINE_boolean",
+                   "DEFINE_list")}))
+  fv(["preset", f"--flagfile={path}"])
+  return validate(from_flags(fv).replace(**overrides))
 
 
 def to_flagfile(config: Config, workdir: str) -> str:

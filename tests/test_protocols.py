@@ -3,7 +3,9 @@ the old behaviour fails: veegan's sampled data codes, bigan's stochastic encoder
 discriminators and aae codes no wider than the data, VAE-GAN's middle layer, PacGAN packing,
 simultaneous updates, uniform noise, and the papers' network pieces."""
 
+import glob
 import json
+import os
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +14,7 @@ import pytest
 
 from aegan_jax import data, strategies
 from aegan_jax.config import Config, validate
+from aegan_jax.config import from_flagfile as config_from_flagfile
 from aegan_jax.data import pipeline
 from aegan_jax.errors import UserError
 from aegan_jax.models import apply_model, init_model
@@ -167,6 +170,15 @@ def test_uniform_latents_fill_the_cube(grid):
   assert float(z.min()) < -0.99 and float(z.max()) > 0.99
 
 
+def test_leaky_relu_hidden_layers():
+  d = MLPDiscriminator(hidden=(8,), activation="leaky_relu")
+  x = -jnp.ones((1, 3))
+  params, _ = init_model(d, jax.random.key(0), x)
+  _, h = d.apply({"params": params}, x, with_features=True)
+  pre = x @ params["Dense_0"]["kernel"] + params["Dense_0"]["bias"]
+  np.testing.assert_allclose(h, jnp.where(pre > 0, pre, 0.2 * pre), rtol=1e-6)
+
+
 def test_maxout_is_the_max_of_its_pieces():
   layer = Maxout(width=2, pieces=3)
   x = jnp.array([[1.0, -2.0]])
@@ -228,7 +240,7 @@ def test_chance_row_scores_a_uniform_cloud_and_marks_rows_near_it():
   """A uniform cloud over [-5, 5]^2 scores 16-23 grid modes at 1.3-2.2 % HQ (the protocol's
   known chance level); a row is 'at chance' below three times chance's % HQ."""
   from aegan_jax import evaluation
-  from scripts.benchmark_modes import is_at_chance
+  from scripts.mode_tables import is_at_chance
   rows = evaluation.chance_modes("grid", [-5, -5], [5, 5], draws=5, seed=0)
   assert len(rows) == 5 and all(r["protocol"]["samples"] == 2500 for r in rows)
   assert 16 <= np.mean([r["modes_captured"] for r in rows]) <= 23
@@ -259,3 +271,53 @@ def test_began_draws_uniform_noise_by_default(grid):
   assert z.min() >= -1 and z.max() <= 1 and z.max() > 0.99
   assert np.abs(latents(strategy="began", latent_dist="normal")).max() > 2
   assert np.abs(latents(strategy="ebgan")).max() > 2
+
+
+PRESETS = sorted(glob.glob(os.path.join(os.path.dirname(os.path.dirname(__file__)),
+                                        "experiments", "presets", "protocols", "*.flags")))
+
+
+def test_the_published_setups_are_presets():
+  names = {os.path.basename(p) for p in PRESETS}
+  assert {"unrolled_ring.flags", "unrolled_grid.flags", "veegan_ring.flags", "veegan_grid.flags",
+          "pacgan_ring.flags", "pacgan_grid.flags", "stacked_mnist_veegan.flags"} <= names
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=os.path.basename)
+def test_preset_trains_200_steps(path, data_dir, tmp_path):
+  """Each preset as written (networks, optimizer, update rule), 200 steps; its header holds
+  the measured cost (scripts.benchmark_presets)."""
+  from aegan_jax import train
+  header = "".join(l for l in open(path) if l.startswith("#"))
+  assert "ms/step" in header and "python -m experiments.train" in header
+  config = config_from_flagfile(path, steps=200, log_every=100, sample_every=200,
+                                checkpoint_every=200, data_dir=data_dir)
+  train.train_and_evaluate(config, str(tmp_path))
+  rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  losses = [r for r in rows if "d_loss" in r]
+  assert losses[-1]["step"] == 200
+  assert all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"]) for r in losses)
+
+
+def test_reproduce_runs_a_cell_once_and_tables_mark_the_rest_pending(tmp_path):
+  cells, table = tmp_path / "cells", tmp_path / "modes.md"
+  args = ["--only=unrolled_grid_gan", "--seeds=2", f"--root={tmp_path / 'runs'}",
+          f"--out={cells}", "--extra=steps=200,log_every=100,sample_every=200,"
+          "checkpoint_every=200", "--budget_minutes=10"]
+  proc = run_module("scripts.reproduce", *args, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  result = json.loads((cells / "unrolled_grid_gan.json").read_text())
+  assert result["seeds"] == 2 and [f["step"] for f in result["final"]] == [200, 200]
+  assert [r["step"] for r in result["curve"][0]] == [50, 100, 150, 200]
+  assert result["config"]["update"] == "simultaneous" and result["wall_seconds"] > 0
+  stamp = (cells / "unrolled_grid_gan.json").stat().st_mtime_ns
+  again = run_module("scripts.reproduce", *args, timeout=600)
+  assert again.returncode == 0 and (cells / "unrolled_grid_gan.json").stat().st_mtime_ns == stamp
+  proc = run_module("scripts.tables", f"--cells={cells}", f"--table={table}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  text = table.read_text()
+  row = next(l for l in text.splitlines()
+             if l.startswith("| **gan** (ours)") and "| 2 | 200 |" in l)
+  assert row.count("±") == 3
+  assert "| **bigan** (ours) | pending |" in text and text.count("(chance)") == 6
+  assert "| GAN (PacGAN Table 1) | published |" in text

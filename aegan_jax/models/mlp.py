@@ -30,7 +30,8 @@ KERNEL_INITS = {
     "orthogonal": nn.initializers.orthogonal(scale=1.4),
     "normal": nn.initializers.normal(0.02),
 }
-ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh}
+ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh,
+               "leaky_relu": lambda h: nn.leaky_relu(h, 0.2)}  # slope 0.2, as in DCGAN's D
 
 
 def hidden_stack(h: jax.Array, widths: Sequence[int], activation: str, batchnorm: bool,
@@ -99,7 +100,7 @@ class MLPDiscriminator(nn.Module):
   hidden: Sequence[int]
   spectral_norm: bool = False
   minibatch_discrimination: bool = False
-  activation: str = "relu"   # relu, tanh or maxout
+  activation: str = "relu"   # relu, tanh, leaky_relu or maxout
   maxout_pieces: int = 5
   weight_init: str = "default"
   dtype: Any = jnp.float32

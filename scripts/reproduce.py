@@ -1,0 +1,157 @@
+"""Runs the published 2-D protocols as resumable cells, within a wall-clock budget.
+
+  nohup python -m scripts.reproduce --budget_minutes=30 > reproduce.log 2>&1 &
+  python -m scripts.reproduce --list          # the cells, in order, and which are finished
+
+A cell is (protocol preset, dataset, strategy entry): 5 seeds trained as one population
+program (`experiments.train --population=5`) in runs/cells/<cell>, evaluated every
+--eval_every steps with the VEEGAN mode protocol (2,500 samples; modes, % HQ, reverse KL),
+so each cell carries its learning curve. A finished cell writes docs/results/cells/<cell>.json
+(per-seed final scores, the curve, wall time, the exact command) and is never run again. The
+budget stops training between checkpoints; the next invocation resumes the cell in progress
+from its checkpoint. `python -m scripts.tables` turns the cell files into docs/results/modes.md.
+"""
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+from absl import flags
+from absl import logging
+
+from aegan_jax import cli
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PRESETS = os.path.join("experiments", "presets", "protocols")
+CELL_DIR = os.path.join("docs", "results", "cells")
+
+# (protocol, strategy entry, extra flags). Each runs on ring and grid, in this order: the
+# short, published protocols first, the 400,000-step PacGAN setup last.
+CELLS = [
+    ("unrolled", "gan", {}),
+    ("unrolled", "bigan", {}),
+    ("veegan", "veegan", {}),
+    ("veegan", "gan", {"strategy": "gan"}),
+    ("pacgan", "gan", {}),
+    ("pacgan", "gan[pack=2]", {"pack": 2}),
+    ("pacgan", "gan[pack=4]", {"pack": 4}),
+    ("pacgan", "bigan", {}),
+]
+DATASETS = ("grid", "ring")  # the grid first: 25 modes tell more than 8
+
+flags.DEFINE_float("budget_minutes", 30.0, "Wall-clock budget of this invocation.")
+flags.DEFINE_integer("seeds", 5, "Seeds per cell, as one population program.")
+flags.DEFINE_string("root", "runs/cells", "Parent of the cells' workdirs.")
+flags.DEFINE_string("out", CELL_DIR, "Where finished cells write their JSON.")
+flags.DEFINE_list("only", [], "Run only these cells (names as --list prints them).")
+flags.DEFINE_boolean("list", False, "Print the cells and their state, run nothing.")
+flags.DEFINE_list("extra", [], "flag=value for every cell's training (tests: steps=200).")
+FLAGS = flags.FLAGS
+
+
+def cell_name(protocol: str, dataset: str, entry: str) -> str:
+  tag = entry.replace("[", "_").replace("]", "").replace("=", "").replace(";", "_")
+  return f"{protocol}_{dataset}_{tag}"
+
+
+def all_cells() -> list[dict]:
+  out = []
+  for protocol, entry, overrides in CELLS:
+    for dataset in DATASETS:
+      strategy = overrides.get("strategy")
+      out.append({"name": cell_name(protocol, dataset, entry), "protocol": protocol,
+                  "dataset": dataset, "entry": entry,
+                  "preset": os.path.join(PRESETS, f"{protocol}_{dataset}.flags"),
+                  "flags": [f"--{k}={v}" for k, v in overrides.items()]
+                  + ([f"--strategy={entry.partition('[')[0]}"] if strategy is None else [])})
+  return out
+
+
+def train_command(cell: dict) -> list[str]:
+  workdir = os.path.join(FLAGS.root, cell["name"])
+  steps = next((e.split("=", 1)[1] for e in FLAGS.extra if e.startswith("steps=")), None)
+  eval_every = max(int(steps) // 4, 1) if steps else 5000  # the learning curve's points
+  return ([sys.executable, "-m", "experiments.train", f"--flagfile={cell['preset']}",
+           *cell["flags"], f"--population={FLAGS.seeds}", f"--workdir={workdir}",
+           f"--eval_every={eval_every}", "--eval_metrics=modes"]
+          + [f"--{e}" for e in FLAGS.extra])
+
+
+def read_curve(workdir: str) -> list[list[dict]]:
+  """Per member, the eval rows of metrics.jsonl: [{step, modes_captured, ...}, ...]."""
+  members = sorted(d for d in os.listdir(workdir) if d.startswith("member_"))
+  curves = []
+  for m in members:
+    rows = [json.loads(l) for l in open(os.path.join(workdir, m, "metrics.jsonl"))]
+    curves.append([{k: r[k] for k in ("step", "modes_captured", "high_quality_percent",
+                                      "reverse_kl")}
+                   for r in rows if r.get("phase") == "eval"])
+  return curves
+
+
+def finish(cell: dict, command: list[str], wall_s: float) -> dict:
+  workdir = os.path.join(FLAGS.root, cell["name"])
+  curves = read_curve(workdir)
+  result = {**{k: cell[k] for k in ("name", "protocol", "dataset", "entry", "preset")},
+            "seeds": len(curves), "final": [c[-1] for c in curves],
+            "curve": curves, "wall_seconds": round(wall_s, 1),
+            "command": " ".join(shlex.quote(a) for a in ["python"] + command[1:]),
+            "config": json.load(open(os.path.join(workdir, "member_00", "config.json")))}
+  os.makedirs(FLAGS.out, exist_ok=True)
+  path = os.path.join(FLAGS.out, f"{cell['name']}.json")
+  with open(path + ".tmp", "w") as f:
+    json.dump(result, f, indent=1)
+  os.replace(path + ".tmp", path)
+  return result
+
+
+def main(argv):
+  del argv
+  cells = all_cells()
+  if FLAGS.only:
+    unknown = set(FLAGS.only) - {c["name"] for c in cells}
+    if unknown:
+      raise cli.UserError(f"unknown --only cell(s) {','.join(sorted(unknown))}; see --list")
+    cells = [c for c in cells if c["name"] in FLAGS.only]
+  done = lambda c: os.path.exists(os.path.join(FLAGS.out, f"{c['name']}.json"))
+  if FLAGS.list:
+    for c in cells:
+      print(f"{c['name']:32s} {'finished' if done(c) else 'pending'}")
+    return
+  deadline = time.monotonic() + 60 * FLAGS.budget_minutes
+  for cell in cells:
+    if done(cell):
+      continue
+    left = deadline - time.monotonic()
+    if left < 30:
+      logging.warning("budget spent; next: %s (resumes from its checkpoint)", cell["name"])
+      return
+    command = train_command(cell)
+    wall_path = os.path.join(FLAGS.root, cell["name"] + ".wall")
+    spent = float(open(wall_path).read()) if os.path.exists(wall_path) else 0.0
+    logging.warning("cell %s: %s", cell["name"], " ".join(command[1:]))
+    start = time.monotonic()
+    try:
+      proc = subprocess.run(command, cwd=REPO, timeout=left)
+    except subprocess.TimeoutExpired:
+      proc = None
+    spent += time.monotonic() - start
+    os.makedirs(FLAGS.root, exist_ok=True)
+    with open(wall_path, "w") as f:
+      f.write(str(spent))
+    if proc is None:
+      logging.warning("budget spent inside %s after %.0f s; rerun to resume it", cell["name"],
+                      spent)
+      return
+    if proc.returncode != 0:
+      raise cli.UserError(f"cell {cell['name']} failed (exit {proc.returncode}); its log is "
+                          f"above, its workdir {os.path.join(FLAGS.root, cell['name'])}")
+    r = finish(cell, command, spent)
+    logging.warning("finished %s in %.0f s: %s", cell["name"], spent, r["final"])
+
+
+if __name__ == "__main__":
+  cli.run(main)
