@@ -34,7 +34,7 @@ flags.DEFINE_list("datasets", ["ring", "grid"], "ring and grid (2-D), or stacked
 flags.DEFINE_list("strategies", ["gan", "ae_pretrain"], "Strategies to compare.")
 flags.DEFINE_integer("seeds", 5, "Seeds per (dataset, strategy): 0 .. seeds-1.")
 flags.DEFINE_string("root", "runs/benchmark_modes", "Parent of the runs' workdirs.")
-flags.DEFINE_string("out", "docs/results/modes.md", "Markdown table to write.")
+flags.DEFINE_string("out", "docs/results/modes_5000_steps.md", "Markdown table to write.")
 FLAGS = flags.FLAGS
 
 
