@@ -90,7 +90,7 @@ def main(argv):
       "in nats. Ours: mean ± standard error over seeds, trained as one population program. "
       "The setups are the presets under `experiments/presets/protocols/` (each file's header "
       "names the paper, the networks and the measured cost). *At chance*: mean % HQ below "
-      "three times the chance row's.", ""]
+      "three times the chance row's; why each such row is there: `docs/results/README.md`.", ""]
   for protocol in PROTOCOL_TITLES:
     lines += protocol_table(protocol, cells, chance)
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.table)), exist_ok=True)
