@@ -36,6 +36,7 @@ CELLS = [
     # chance, like the published GAN row); flax's default init trains (docs/results/README.md).
     ("unrolled", "gan[weight_init=default]", {"weight_init": "default"}),
     ("unrolled", "bigan", {}),
+    ("unrolled", "bigan[weight_init=default]", {"weight_init": "default"}),
     ("veegan", "veegan", {}),
     ("veegan", "gan", {"strategy": "gan"}),
     ("pacgan", "gan", {}),
