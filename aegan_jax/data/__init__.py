@@ -61,8 +61,9 @@ class Dataset:
   def image_shape(self) -> tuple[int, ...]:
     return tuple(self.train["image"].shape[1:])
 
-  @property
+  @functools.cached_property
   def spec(self) -> Spec:
+    # Cached: the RMS norm reads the whole training set, and the trainer asks once per member.
     if self.train["image"].dtype == jnp.uint8:
       return Spec(self.image_shape, unit_range=True)
     x = np.asarray(self.train["image"], np.float64).reshape(self.num_train, -1)
