@@ -182,6 +182,10 @@ class Config:
   eval_samples: int = _field(10000, "Generated samples for fid/kid/is/pr/dc (the 2-D mode "
                              "protocol always draws 2,500, Stacked MNIST 26,000).",
                              run_control=True)
+  classifier_steps: int = _field(
+      0, "Training steps of the domain classifier (image metrics' features), trained the "
+      "first time a dataset is evaluated and cached beside the data; 0 = its default "
+      "(30 epochs, within 500-2000 steps).", run_control=True)
   inception_weights: str = _field(
       "", "InceptionV3 weights (.npz from scripts.convert_inception_weights): image metrics "
       "then use Inception features instead of the domain classifier.", run_control=True)
@@ -234,7 +238,7 @@ def validate(config: Config) -> Config:
   for name in positive_ints:
     if getattr(config, name) <= 0:
       raise UserError(f"--{name} must be a positive integer, got {getattr(config, name)}")
-  for name in ["pretrain_steps", "decoder_noise_dim", "eval_every"]:
+  for name in ["pretrain_steps", "decoder_noise_dim", "eval_every", "classifier_steps"]:
     if getattr(config, name) < 0:
       raise UserError(f"--{name} must be >= 0, got {getattr(config, name)}")
   for name in ["g_lr", "d_lr", "ae_lr"]:

@@ -57,8 +57,11 @@ def chance_modes(dataset: str, low: np.ndarray, high: np.ndarray, draws: int = 5
 
 # ----------------------------------------------------------------------------- all metrics
 
-IMAGE_METRICS = ("fid", "kid", "is", "pr", "dc")
+IMAGE_METRICS = ("fid", "kid", "is", "pr", "dc", "classes")
 ALL_METRICS = IMAGE_METRICS + ("modes",)
+# What 'auto' measures after training: everything but the Inception score, whose reading on a
+# domain classifier's 10 classes says little that the class histogram ("classes") does not.
+AUTO_FINAL_IMAGE_METRICS = ("fid", "kid", "pr", "dc", "classes")
 MODE_DATASETS = ("ring", "grid", "stacked_mnist")
 STACKED_SAMPLES = 26_000  # PROTOCOLS.md section 2
 CLASSIFIER_DATASETS = ("mnist5k", "mnist", "fashion_mnist", "kmnist")
@@ -74,9 +77,9 @@ class FeatureNet:
     self.name, self.features, self.logits, self.info = name, features, logits, info
 
 
-def _classifier_net(dataset: str, data_dir: str) -> FeatureNet:
-  from aegan_jax.features import classifier as classifier_lib
-  clf = classifier_lib.load(dataset, data_dir)
+def _classifier_net(dataset: str, data_dir: str, classifier_steps: int | None = None
+                    ) -> FeatureNet:
+  clf = _domain_classifier(dataset, data_dir, classifier_steps)
   return FeatureNet("lenet", clf.features, clf.logits, {
       "feature_network": f"LeNet domain classifier trained on {dataset}",
       "classifier_test_accuracy": clf.meta.get("test_accuracy"),
@@ -100,12 +103,14 @@ def resolve_metrics(requested: str, dataset: str, data_dir: str, inception_weigh
                     during_training: bool = False) -> tuple[list[str], str]:
   """(metrics, note): the metric list for `requested` on `dataset`, or UserError if unfit.
 
-  'auto' picks what fits and is available (a missing classifier leaves image metrics out,
-  with the note saying how to add them); an explicit list must fit, or it is an error.
+  'auto' picks what fits and is available; an explicit list must fit, or it is an error. A
+  dataset with a domain classifier always has image metrics: a missing classifier is trained
+  when first needed (`_domain_classifier`), except in a multi-process run, where it must be
+  trained beforehand (the note says how).
   """
   image_data = dataset not in MIXTURES
   has_features = bool(inception_weights) or (
-      dataset in CLASSIFIER_DATASETS and _classifier_exists(dataset, data_dir))
+      dataset in CLASSIFIER_DATASETS and _classifier_available(dataset, data_dir))
   if requested.strip() == "auto":
     if dataset in MODE_DATASETS and dataset != "stacked_mnist":
       return ["modes"], ""
@@ -113,7 +118,10 @@ def resolve_metrics(requested: str, dataset: str, data_dir: str, inception_weigh
       digits = _stacked_digit_classifier(data_dir, missing_ok=True)
       return (["modes"], "") if digits else ([], _train_hint("mnist5k"))
     if has_features:
-      return list(AUTO_TRAINING_IMAGE_METRICS if during_training else IMAGE_METRICS), ""
+      chosen = AUTO_TRAINING_IMAGE_METRICS if during_training else AUTO_FINAL_IMAGE_METRICS
+      if inception_weights:  # ImageNet classes are not the dataset's classes
+        chosen = tuple(m for m in chosen if m != "classes")
+      return list(chosen), ""
     return [], (_train_hint(dataset) if dataset in CLASSIFIER_DATASETS
                 else f"image metrics on {dataset} need --inception_weights")
   metrics = [m.strip() for m in requested.split(",") if m.strip()]
@@ -127,6 +135,9 @@ def resolve_metrics(requested: str, dataset: str, data_dir: str, inception_weigh
                       f"modes), not {dataset!r}; use fid,kid,pr,dc there")
     if m in IMAGE_METRICS and not image_data:
       raise UserError(f"{m} measures images; {dataset!r} is 2-D points: use --eval_metrics=modes")
+    if m == "classes" and dataset not in CLASSIFIER_DATASETS:
+      raise UserError(f"classes counts the samples of each class with a domain classifier, "
+                      f"which {dataset!r} lacks; it fits {', '.join(CLASSIFIER_DATASETS)}")
     if m in IMAGE_METRICS and dataset == "stacked_mnist" and not inception_weights:
       raise UserError(f"{m} on stacked_mnist needs --inception_weights (the domain classifier "
                       f"reads single digits); use --eval_metrics=modes")
@@ -141,7 +152,21 @@ def resolve_metrics(requested: str, dataset: str, data_dir: str, inception_weigh
 
 def _classifier_exists(dataset: str, data_dir: str) -> bool:
   from aegan_jax.features import classifier as classifier_lib
-  return os.path.isdir(classifier_lib.default_dir(dataset, data_dir))
+  return classifier_lib.is_complete(classifier_lib.default_dir(dataset, data_dir))
+
+
+def _classifier_available(dataset: str, data_dir: str) -> bool:
+  """Saved, or trainable here (one process: several would each train and race to save)."""
+  return _classifier_exists(dataset, data_dir) or jax.process_count() == 1
+
+
+def _domain_classifier(dataset: str, data_dir: str, steps: int | None = None):
+  """The saved classifier of `dataset`, trained first (progress in the log) if there is none."""
+  from absl import logging
+  from aegan_jax.features import classifier as classifier_lib
+  if jax.process_count() > 1 and not _classifier_exists(dataset, data_dir):
+    raise UserError(_train_hint(dataset) + " (a multi-process run does not train it itself)")
+  return classifier_lib.ensure(dataset, data_dir, steps=steps, log=logging.info)
 
 
 def _train_hint(dataset: str) -> str:
@@ -149,11 +174,16 @@ def _train_hint(dataset: str) -> str:
           f"python -m scripts.train_classifier --dataset={dataset}")
 
 
-def _stacked_digit_classifier(data_dir: str, missing_ok: bool = False):
+def _stacked_digit_classifier(data_dir: str, missing_ok: bool = False,
+                              steps: int | None = None):
+  """The digit classifier of Stacked MNIST's channels: mnist's if saved, else mnist5k's
+  (trained first if missing and this is a single-process run)."""
   from aegan_jax.features import classifier as classifier_lib
   for source in ("mnist", "mnist5k"):
     if _classifier_exists(source, data_dir):
       return classifier_lib.load(source, data_dir)
+  if _classifier_available("mnist5k", data_dir):
+    return True if missing_ok else _domain_classifier("mnist5k", data_dir, steps)
   if missing_ok:
     return None
   raise UserError(f"modes on stacked_mnist need a digit classifier: {_train_hint('mnist5k')}")
@@ -163,8 +193,13 @@ class Evaluator:
   """Computes the chosen metrics for a (strategy, state); real-data statistics are cached."""
 
   def __init__(self, dataset, metrics: list[str], data_dir: str, num_samples: int,
-               inception_weights: str = ""):
+               inception_weights: str = "", classifier_steps: int | None = None,
+               final_metrics: list[str] | None = None):
+    """final_metrics: what a call with final=True measures (default: `metrics`), e.g. the
+    full set at the end of training where the periodic evaluations stay cheap."""
     self.dataset, self.metrics, self.num_samples = dataset, metrics, num_samples
+    self.final_metrics = final_metrics or metrics
+    metrics = list(dict.fromkeys(metrics + self.final_metrics))  # everything any call needs
     self.data_dir = data_dir
     self.net = None
     self._real = None
@@ -175,10 +210,13 @@ class Evaluator:
     if any(m in ("pr", "dc") for m in metrics) and num_samples < 10:
       raise UserError(f"pr and dc need k-nearest neighbours among at least 10 samples, got "
                       f"{num_samples}; raise --eval_samples/--num_samples")
-    if any(m in IMAGE_METRICS for m in metrics):
+    if any(m in IMAGE_METRICS and m != "classes" for m in metrics):
       self.net = (_inception_net(inception_weights) if inception_weights
-                  else _classifier_net(dataset.name, data_dir))
-    self.digits = (_stacked_digit_classifier(data_dir)
+                  else _classifier_net(dataset.name, data_dir, classifier_steps))
+    # The class histogram reads the domain classifier's labels, whatever the feature network.
+    self.labeller = (_domain_classifier(dataset.name, data_dir, classifier_steps).logits
+                     if "classes" in metrics else None)
+    self.digits = (_stacked_digit_classifier(data_dir, steps=classifier_steps)
                    if "modes" in metrics and dataset.name == "stacked_mnist" else None)
     self._generate = {}  # one compiled sampler per strategy, reused at every evaluation
 
@@ -193,20 +231,21 @@ class Evaluator:
       self._real = np.concatenate(chunks)
     return self._real
 
-  def __call__(self, strategy, state, seed: int = 0) -> tuple[dict, dict]:
+  def __call__(self, strategy, state, seed: int = 0, final: bool = False) -> tuple[dict, dict]:
     """(scalars, protocol): flat numbers for logs, and what each was measured with."""
+    metrics = self.final_metrics if final else self.metrics
     from aegan_jax.metrics.fid import fid
     from aegan_jax.metrics.inception_score import inception_score
     from aegan_jax.metrics.kid import kid
     from aegan_jax.metrics.precision_recall import density_coverage, precision_recall
     scalars, protocol = {}, {}
     name = self.dataset.name
-    if "modes" in self.metrics and name in MIXTURES:
+    if "modes" in metrics and name in MIXTURES:
       r = mixture_modes(name, self._sample(strategy, state, VEEGAN_SAMPLES, seed))
       scalars.update(modes_captured=r["modes_captured"],
                      high_quality_percent=r["high_quality_percent"], reverse_kl=r["reverse_kl"])
       protocol["modes"] = {**r["protocol"], "num_modes": r["num_modes"], "counts": r["counts"]}
-    if "modes" in self.metrics and name == "stacked_mnist":
+    if "modes" in metrics and name == "stacked_mnist":
       from aegan_jax.features import classifier as classifier_lib
       images = self._sample(strategy, state, STACKED_SAMPLES, seed)
       labels = classifier_lib.classify_channels(self.digits, images)
@@ -215,9 +254,17 @@ class Evaluator:
       protocol["modes"] = {"samples": STACKED_SAMPLES, "num_modes": 1000,
                            "classifier": self.digits.meta.get("dataset"),
                            "classifier_test_accuracy": self.digits.meta.get("test_accuracy")}
-    image_metrics = [k for k in self.metrics if k in IMAGE_METRICS]
+    image_metrics = [k for k in metrics if k in IMAGE_METRICS]
     if image_metrics:
       fake = self._sample(strategy, state, self.num_samples, seed)
+    if "classes" in image_metrics:
+      counts = class_counts(self.labeller(fake))
+      scalars["min_class_share"] = float(counts.min() / counts.sum())
+      scalars["max_class_share"] = float(counts.max() / counts.sum())
+      protocol["classes"] = {"counts": counts.tolist(), "samples": int(counts.sum()),
+                             "classifier": f"LeNet domain classifier trained on {name}"}
+    image_metrics = [k for k in image_metrics if k != "classes"]
+    if image_metrics:
       fake_features = self.net.features(fake)
       real = self._real_features()
       tag = self.net.name
@@ -246,3 +293,9 @@ class Evaluator:
 
 
 KID_SUBSET = 1000
+
+
+def class_counts(logits: np.ndarray) -> np.ndarray:
+  """How many samples the classifier puts in each class: logits [N, C] -> [C] ints."""
+  logits = np.asarray(logits)
+  return np.bincount(logits.argmax(axis=1), minlength=logits.shape[1])

@@ -160,9 +160,14 @@ def _make_evaluator(config: config_lib.Config, dataset) -> Optional[evaluation.E
     logging.info("Evaluation during training: none (%s).", note)
   if not metrics:
     return None
-  logging.info("Evaluating %s every %d steps.", ",".join(metrics), config.eval_every)
+  # 'auto' keeps the periodic evaluations cheap and measures everything that fits at the end.
+  final = (evaluation.resolve_metrics("auto", config.dataset, data_dir, config.inception_weights)[0]
+           if config.eval_metrics.strip() == "auto" else metrics)
+  logging.info("Evaluating %s every %d steps, %s at the end.", ",".join(metrics),
+               config.eval_every, ",".join(final))
   return evaluation.Evaluator(dataset, metrics, data_dir, config.eval_samples,
-                              config.inception_weights)
+                              config.inception_weights, config.classifier_steps or None,
+                              final_metrics=final)
 
 
 @dataclasses.dataclass
@@ -174,6 +179,7 @@ class _Member:
   ckpt: Checkpointer
   writer: writers.MetricWriter
   last_good: Optional[int] = None
+  evaluation: Optional[dict] = None  # the final evaluation, for summary.json
 
   @property
   def root(self) -> jax.Array:
@@ -437,7 +443,10 @@ def train_population(configs: list[config_lib.Config], workdirs: list[str],
           if sampling:
             save_grid(m, mstate, step)
           if evaluating:
-            scalars, _ = evaluator(m.strategy, mstate, seed=m.config.seed)
+            scalars, protocol = evaluator(m.strategy, mstate, seed=m.config.seed,
+                                          final=step == total)
+            if step == total:
+              m.evaluation = {"step": step, "metrics": scalars, "protocol": protocol}
             m.writer.write(step, "eval", scalars)
             logging.info("step %d eval%s: %s", step, f" member {i}" if population else "",
                          " ".join(f"{k}={v:.4g}" for k, v in scalars.items()))
@@ -459,7 +468,7 @@ def train_population(configs: list[config_lib.Config], workdirs: list[str],
     if chief:
       if os.path.exists(latest_png):
         shutil.copyfile(latest_png, os.path.join(m.workdir, "samples", "final.png"))
-      writers.write_summary(m.workdir, step)
+      writers.write_summary(m.workdir, step, m.evaluation)
     m.ckpt.close()
     m.writer.close()
   logging.info("Done: %d steps; outputs in %s%s", total, workdirs[0],

@@ -149,11 +149,12 @@ class MetricWriter:
       self._tb.close()
 
 
-def write_summary(workdir: str, step: int) -> dict[str, Any]:
+def write_summary(workdir: str, step: int, evaluation: dict | None = None) -> dict[str, Any]:
   """workdir/summary.json: the last logged value of every quantity, written when a run finishes.
 
   Its presence marks a finished run (scripts.sweep skips those); 'final' maps 'phase/name' to
-  the quantity's last value in metrics.jsonl (losses, eval metrics, steps_per_sec).
+  the quantity's last value in metrics.jsonl (losses, eval metrics, steps_per_sec);
+  'evaluation' is the final evaluation with its protocol (class counts, sample sizes, ...).
   """
   final: dict[str, Any] = {}
   path = os.path.join(workdir, "metrics.jsonl")
@@ -166,8 +167,17 @@ def write_summary(workdir: str, step: int) -> dict[str, Any]:
             if k not in ("step", "phase"):
               final[f"{record['phase']}/{k}"] = v
   summary = {"step": int(step), "final": final}
-  with open(os.path.join(workdir, "summary.json"), "w") as f:
-    json.dump(summary, f, indent=1, sort_keys=True)
+  out = os.path.join(workdir, "summary.json")
+  if evaluation is None and os.path.exists(out):  # a finished run reopened: keep its evaluation
+    with open(out) as f:
+      previous = json.load(f)
+    if previous.get("step") == int(step) and "evaluation" in previous:
+      evaluation = previous["evaluation"]
+  if evaluation:
+    summary["evaluation"] = evaluation
+  with open(out, "w") as f:
+    json.dump(summary, f, indent=1, sort_keys=True,
+              default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
   return summary
 
 

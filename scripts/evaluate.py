@@ -1,7 +1,9 @@
 """Evaluate a trained run: `python -m scripts.evaluate --workdir=W [--num_samples=N]`.
 
 Prints and writes W/eval.json: every metric that fits the dataset (or --metrics), each with its
-protocol (feature network and its accuracy, real and generated sample counts, split, seed).
+protocol (feature network and its accuracy, real and generated sample counts, split, seed). On
+an image dataset with no domain classifier cached yet, one is trained first (once, with
+progress lines; cached beside the data, see aegan_jax/features/classifier.py).
 Also writes W/curves.png (losses and metrics against step) and, for 2-D data,
 W/samples_scatter.png (2,500 samples over the mode means).
 """
@@ -20,6 +22,9 @@ flags.DEFINE_string("metrics", "auto", "Comma-separated fid,kid,is,pr,dc,modes, 
 flags.DEFINE_integer("seed", 0, "Sampling seed.")
 flags.DEFINE_string("inception_weights", "", "InceptionV3 weights (.npz) for image metrics.")
 flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+flags.DEFINE_integer("classifier_steps", None, "Training steps of the domain classifier if "
+                     "none is cached yet (default: the run's --classifier_steps, 0 = 30 epochs "
+                     "within 500-2000 steps).")
 flags.mark_flag_as_required("workdir")
 FLAGS = flags.FLAGS
 
@@ -31,6 +36,9 @@ def main(argv):
 
   if FLAGS.num_samples is not None and FLAGS.num_samples <= 0:
     raise cli.UserError(f"--num_samples must be a positive integer, got {FLAGS.num_samples}")
+  if FLAGS.classifier_steps is not None and FLAGS.classifier_steps < 0:
+    raise cli.UserError(f"--classifier_steps must be >= 0 (0 = the default), got "
+                        f"{FLAGS.classifier_steps}")
   config, strategy, state, dataset = train.load_for_sampling(FLAGS.workdir, FLAGS.step)
   data_dir = tfds_source.resolve_data_dir(config.data_dir)
   weights = FLAGS.inception_weights or config.inception_weights
@@ -38,7 +46,10 @@ def main(argv):
   if not metrics:
     raise cli.UserError(f"no metric fits this run: {note}")
   num = FLAGS.num_samples or config.eval_samples
-  evaluator = evaluation.Evaluator(dataset, metrics, data_dir, num, weights)
+  classifier_steps = (config.classifier_steps if FLAGS.classifier_steps is None
+                      else FLAGS.classifier_steps)
+  evaluator = evaluation.Evaluator(dataset, metrics, data_dir, num, weights,
+                                   classifier_steps or None)
   scalars, protocol = evaluator(strategy, state, seed=FLAGS.seed)
   record = {"workdir": os.path.abspath(FLAGS.workdir), "step": int(state.step),
             "dataset": config.dataset, "strategy": config.strategy, "arch": config.arch,

@@ -5,7 +5,9 @@ and Stacked MNIST mode counting:
   python -m scripts.train_classifier --dataset=fashion_mnist --steps=3000 --force
 
 Saves to <TFDS data dir>/aegan_jax/classifiers/<dataset> (where `classifier.load` looks) and
-prints one JSON line with the metadata, held-out test accuracy included.
+prints a progress line every tenth of the run, then one JSON line with the metadata, held-out
+test accuracy included. Evaluation trains it by itself when it is missing; this script is for
+choosing its steps or seed, or retraining it (--force).
 """
 
 import json
@@ -35,8 +37,12 @@ def main(argv):
     # Checked before training too, so minutes of work are not thrown away at the end.
     raise cli.UserError(f"{directory} already holds a classifier; pass --force to overwrite it")
   start = time.time()
+  def progress(step, total, loss):
+    print(f"step {step}/{total} ({100 * step // total}%), loss {loss:.3f}, "
+          f"{time.time() - start:.0f} s", flush=True)
+
   params, meta = classifier.train_classifier(FLAGS.dataset, FLAGS.data_dir, steps=FLAGS.steps,
-                                             seed=FLAGS.seed)
+                                             seed=FLAGS.seed, progress=progress)
   meta["train_seconds"] = round(time.time() - start, 1)
   classifier.save(directory, params, meta, force=FLAGS.force)
   print(json.dumps({**meta, "directory": directory}, sort_keys=True))

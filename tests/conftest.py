@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 
 from aegan_jax.config import Config
 
+TINY_CLASSIFIER_STEPS = 30
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -23,6 +24,11 @@ def data_dir(tmp_path_factory):
   path = str(tmp_path_factory.mktemp("tfds"))
   from aegan_jax.data import tfds_source
   tfds_source.ensure_prepared("mnist5k", path, auto_prepare=True)
+  # A domain classifier of a few steps, cached as evaluation would cache its own: runs that
+  # evaluate image metrics find it instead of training the full one (minutes) in each test.
+  from aegan_jax.features import classifier
+  params, meta = classifier.train_classifier("mnist5k", path, steps=TINY_CLASSIFIER_STEPS)
+  classifier.save(classifier.default_dir("mnist5k", path), params, meta)
   return path
 
 
@@ -37,7 +43,8 @@ def tiny(data_dir):
   """Config factory: a few steps on mnist5k, overridable by keyword."""
   def make(**overrides):
     base = dict(dataset="mnist5k", data_dir=data_dir, steps=20, pretrain_steps=20,
-                batch_size=32, mlp_hidden=(128,), log_every=10, sample_every=20, checkpoint_every=20, grid_size=4)
+                batch_size=32, mlp_hidden=(128,), log_every=10, sample_every=20, checkpoint_every=20, grid_size=4,
+                eval_every=0)
     base.update(overrides)
     return Config(**base)
   return make

@@ -90,6 +90,30 @@ def test_save_overwrites_only_with_force(trained, saved):
   classifier.save(saved, params, meta, force=True)  # as it was, for the other tests
 
 
+def test_ensure_trains_once_and_keeps_a_classifier_saved_meanwhile(trained, data_dir, tmp_path,
+                                                                    monkeypatch):
+  params, meta = trained
+  fresh = str(tmp_path / "data")
+  calls, lines = [], []
+
+  def train_while_another_process_saves(dataset, data_dir, steps, progress):
+    calls.append(steps)
+    progress(steps, steps, 0.5)
+    # The other process: it finished first, with its own (here: marked) classifier.
+    classifier.save(classifier.default_dir(dataset, data_dir), params, {**meta, "seed": 99})
+    return params, meta
+
+  monkeypatch.setattr(classifier, "train_classifier", train_while_another_process_saves)
+  got = classifier.ensure("mnist5k", fresh, steps=5, log=lines.append)
+  assert calls == [5] and got.meta["seed"] == 99  # theirs is kept, ours discarded
+  assert any("training one" in l for l in lines) and any("meanwhile" in l for l in lines)
+  assert any("classifier 5/5 steps" in l for l in lines)
+  parent = os.path.dirname(classifier.default_dir("mnist5k", fresh))
+  assert os.listdir(parent) == ["mnist5k"]  # no temporary folder left behind
+  again = classifier.ensure("mnist5k", fresh, log=lines.append)  # cached: no training
+  assert calls == [5] and again.meta["seed"] == 99
+
+
 def test_missing_classifier_names_the_train_command(tmp_path):
   with pytest.raises(UserError) as e:
     classifier.load("mnist5k", data_dir=str(tmp_path))

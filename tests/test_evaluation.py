@@ -24,8 +24,63 @@ def test_unfit_metrics_are_refused(metrics, dataset, message, tmp_path):
 
 def test_auto_metrics_fit_the_data(tmp_path):
   assert evaluation.resolve_metrics("auto", "grid", str(tmp_path), "")[0] == ["modes"]
+  # No classifier saved yet: still every image metric (it is trained when first needed),
+  # cheap ones during training, everything after.
   metrics, note = evaluation.resolve_metrics("auto", "mnist5k", str(tmp_path), "")
-  assert metrics == [] and "python -m scripts.train_classifier --dataset=mnist5k" in note
+  assert metrics == ["fid", "kid", "pr", "dc", "classes"] and not note
+  assert evaluation.resolve_metrics("auto", "mnist5k", str(tmp_path), "",
+                                    during_training=True)[0] == ["fid"]
+  with pytest.raises(UserError, match="classes counts the samples of each class"):
+    evaluation.resolve_metrics("classes", "cifar10", str(tmp_path), "x.npz")
+
+
+def test_class_counts():
+  logits = np.eye(4)[[0, 0, 1, 3, 3, 3]]
+  assert evaluation.class_counts(logits).tolist() == [2, 1, 0, 3]
+
+
+def test_evaluate_trains_the_missing_classifier_once(tiny, tmp_path):
+  from aegan_jax import train
+  from aegan_jax.data import tfds_source
+  fresh = str(tmp_path / "tfds")  # a data dir with no classifier in it
+  tfds_source.ensure_prepared("mnist5k", fresh, auto_prepare=True)
+  workdir = str(tmp_path / "digits")
+  train.train_and_evaluate(tiny(data_dir=fresh), workdir)
+  args = (f"--workdir={workdir}", "--classifier_steps=20", "--num_samples=1000")
+  first = run_module("scripts.evaluate", *args, data_dir=fresh)
+  assert first.returncode == 0, first.stderr[-3000:]
+  assert "training one" in first.stderr and "held-out accuracy" in first.stderr
+  assert "classifier 20/20 steps" in first.stderr
+  record = json.load(open(os.path.join(workdir, "eval.json")))
+  assert {"fid_lenet", "kid_lenet", "precision_lenet", "recall_lenet", "density_lenet",
+          "coverage_lenet", "min_class_share"} <= set(record["metrics"])
+  assert all(np.isfinite(v) for v in record["metrics"].values())
+  assert sum(record["protocol"]["classes"]["counts"]) == 1000
+  meta = os.path.join(fresh, "aegan_jax", "classifiers", "mnist5k", "meta.json")
+  assert json.load(open(meta))["steps"] == 20
+  stamp = os.stat(meta).st_mtime_ns
+  second = run_module("scripts.evaluate", *args, data_dir=fresh)
+  assert second.returncode == 0, second.stderr[-3000:]
+  assert "training one" not in second.stderr and os.stat(meta).st_mtime_ns == stamp
+  assert json.load(open(os.path.join(workdir, "eval.json")))["metrics"] == record["metrics"]
+
+
+def test_training_ends_with_the_full_evaluation_in_its_summary(tiny, tmp_path):
+  from aegan_jax import train
+  workdir = str(tmp_path / "digits")
+  train.train_and_evaluate(tiny(eval_every=10, eval_samples=1000), workdir)
+  rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  evals = {r["step"]: set(r) - {"step", "phase"} for r in rows if r["phase"] == "eval"}
+  assert evals[30] == {"fid_lenet"}  # periodic: cheap
+  assert {"fid_lenet", "kid_lenet", "recall_lenet", "coverage_lenet",
+          "min_class_share"} <= evals[40]
+  summary = json.load(open(os.path.join(workdir, "summary.json")))
+  assert summary["evaluation"]["step"] == 40
+  assert sum(summary["evaluation"]["protocol"]["classes"]["counts"]) == 1000
+  assert summary["final"]["eval/recall_lenet"] == summary["evaluation"]["metrics"]["recall_lenet"]
+  # Reopening the finished run keeps its evaluation in the summary.
+  train.train_and_evaluate(tiny(eval_every=10, eval_samples=1000), workdir)
+  assert json.load(open(os.path.join(workdir, "summary.json")))["evaluation"] == summary["evaluation"]
 
 
 def test_mixture_modes_on_exact_means():

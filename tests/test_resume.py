@@ -14,7 +14,7 @@ import orbax.checkpoint as ocp
 from tests.conftest import REPO, run_module
 
 FLAGS = ["--pretrain_steps=300", "--steps=1700", "--batch_size=32", "--log_every=50",
-         "--checkpoint_every=100", "--sample_every=500", "--mlp_hidden=64"]
+         "--checkpoint_every=100", "--sample_every=500", "--mlp_hidden=64", "--eval_every=0"]
 
 
 def _params(workdir, step):

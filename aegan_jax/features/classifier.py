@@ -16,6 +16,8 @@ import functools
 import json
 import os
 import shutil
+import tempfile
+import time
 from typing import Any
 
 import flax.linen as nn
@@ -47,6 +49,7 @@ LEARNING_RATE = 3e-3   # peak of the cosine decay; 1e-3 fell short of 98% on mni
 MAX_ROTATION, MAX_SCALE, MAX_SHIFT = 0.2, 0.1, 2.0
 AUGMENT_AFTER_EPOCHS = 10
 CHUNK = 1000           # images per jitted forward pass in Classifier.features/logits
+PROGRESS_FRACTION = 0.1  # train_classifier reports progress every tenth of its steps
 _PARAMS_DIR, _META_FILE = "params", "meta.json"
 
 Params = Any
@@ -168,12 +171,14 @@ def default_augment(steps: int, batch_size: int, num_train: int) -> bool:
 
 def train_classifier(dataset: str, data_dir: str = "", steps: int | None = None,
                      batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0,
-                     augmented: bool | None = None) -> tuple[Params, dict[str, Any]]:
+                     augmented: bool | None = None,
+                     progress=None) -> tuple[Params, dict[str, Any]]:
   """Trains LeNet with Adam on `dataset`'s train split; returns (params, meta).
 
   steps None: `default_steps`; augmented None: `default_augment`. meta holds
   test_accuracy, measured on the held-out test split, and what `load` needs to rebuild the
-  network (num_classes, image_shape).
+  network (num_classes, image_shape). progress(step, steps, loss) is called about every
+  PROGRESS_FRACTION of the run (and at its end), for a progress line.
   """
   from aegan_jax import data as data_lib
   from aegan_jax.data import pipeline
@@ -202,10 +207,13 @@ def train_classifier(dataset: str, data_dir: str = "", steps: int | None = None,
   train_step = make_train_step(module, tx, batch_size, augmented)
   permutation = jax.jit(pipeline.epoch_permutation, static_argnums=2)
   per_epoch = pipeline.steps_per_epoch(ds.num_train, batch_size)
+  report_every = max(1, int(steps * PROGRESS_FRACTION))
   for step in range(steps):
     if step % per_epoch == 0:  # a sort of N keys: once an epoch, not once a step
       perm = permutation(data_key, step // per_epoch, ds.num_train)
     state, loss = train_step(state, ds.train, perm, aug_key)
+    if progress and ((step + 1) % report_every == 0 or step + 1 == steps):
+      progress(step + 1, steps, float(loss))
   loss.block_until_ready()
 
   params = state["params"]
@@ -299,24 +307,77 @@ def has_saved(directory: str) -> bool:
   return os.path.isdir(directory) and bool(os.listdir(directory))
 
 
+def is_complete(directory: str) -> bool:
+  """Whether `directory` holds a whole saved classifier (its meta.json is written last)."""
+  return os.path.isfile(os.path.join(os.path.abspath(os.path.expanduser(directory)), _META_FILE))
+
+
 def save(directory: str, params: Params, meta: dict[str, Any], force: bool = False) -> None:
-  """Writes params (orbax) and meta.json to `directory`; an existing one only with force."""
+  """Writes params (orbax) and meta.json to `directory`; an existing one only with force.
+
+  Written under a temporary name beside `directory`, then renamed into place: a reader never
+  sees half a classifier, and of two processes saving at once (two runs that both found no
+  classifier) one wins and the other's copy is discarded (`FileExistsError` without force).
+  """
   directory = os.path.abspath(os.path.expanduser(directory))
   if os.path.exists(directory) and not os.path.isdir(directory):
     raise UserError(f"{directory} is a file, not a directory; move it aside or choose another "
                     f"directory for the classifier")
-  if has_saved(directory):
-    if not force:
-      raise UserError(f"{directory} already holds a classifier; pass --force to overwrite it")
-    shutil.rmtree(directory)
-  os.makedirs(directory, exist_ok=True)
-  checkpointer = ocp.StandardCheckpointer()
-  checkpointer.save(os.path.join(directory, _PARAMS_DIR), params)
-  checkpointer.wait_until_finished()
-  checkpointer.close()
-  # meta.json last: its presence marks a complete classifier (a killed save leaves none).
-  with open(os.path.join(directory, _META_FILE), "w") as f:
-    json.dump(meta, f, indent=2, sort_keys=True)
+  if has_saved(directory) and not force:
+    raise UserError(f"{directory} already holds a classifier; pass --force to overwrite it")
+  parent = os.path.dirname(directory)
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.tmp-", dir=parent)
+  try:
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(os.path.join(tmp, _PARAMS_DIR), params)
+    checkpointer.wait_until_finished()
+    checkpointer.close()
+    # meta.json last: its presence marks a complete classifier.
+    with open(os.path.join(tmp, _META_FILE), "w") as f:
+      json.dump(meta, f, indent=2, sort_keys=True)
+    if force and os.path.isdir(directory):
+      old = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.old-", dir=parent)
+      os.rename(directory, os.path.join(old, "classifier"))
+      shutil.rmtree(old)
+    try:  # replaces an empty directory, never a full one
+      os.rename(tmp, directory)
+    except OSError:  # another process renamed its classifier into place first
+      if not is_complete(directory):
+        raise
+      raise FileExistsError(directory) from None
+  finally:
+    if os.path.isdir(tmp):
+      shutil.rmtree(tmp)
+
+
+def ensure(dataset: str, data_dir: str = "", steps: int | None = None,
+           log=print) -> Classifier:
+  """The classifier saved for `dataset`, trained and saved first if there is none.
+
+  So evaluation works from a project's first run: a missing classifier costs one training
+  (`steps` None: `default_steps`) with progress lines and its held-out accuracy sent to `log`.
+  If another process saves one meanwhile, theirs is kept and loaded.
+  """
+  directory = default_dir(dataset, data_dir)
+  if not is_complete(directory):
+    start = time.time()
+    log(f"No {dataset} classifier for the image metrics yet: training one (once; cached in "
+        f"{directory}).")
+
+    def progress(step, total, loss):
+      log(f"  classifier {step}/{total} steps, loss {loss:.3f}, {time.time() - start:.0f} s")
+
+    params, meta = train_classifier(dataset, data_dir, steps=steps, progress=progress)
+    meta["train_seconds"] = round(time.time() - start, 1)
+    try:  # the remains of a killed save of the old, in-place kind are replaced
+      save(directory, params, meta, force=has_saved(directory) and not is_complete(directory))
+    except (FileExistsError, UserError):
+      log(f"Another process saved a {dataset} classifier meanwhile; using that one.")
+    else:
+      log(f"Classifier trained in {meta['train_seconds']:.0f} s: held-out accuracy "
+          f"{100 * meta['test_accuracy']:.2f}% on {meta['num_test']} test images.")
+  return load(dataset, data_dir)
 
 
 def load(dataset: str, data_dir: str = "", directory: str | None = None) -> Classifier:
