@@ -228,6 +228,9 @@ def incompatible_fields(saved: dict[str, Any], current: Config) -> list[str]:
   return sorted(k for k in now if k not in skip and saved.get(k, defaults[k]) != now[k])
 
 
+INT32_MAX = 2**31 - 1
+
+
 def validate(config: Config) -> Config:
   """Checks values that no registry lookup catches; raises UserError naming the fix."""
   positive_ints = ["steps", "steps_per_call", "batch_size", "latent_dim", "code_dim",
@@ -241,6 +244,16 @@ def validate(config: Config) -> Config:
   for name in ["pretrain_steps", "decoder_noise_dim", "eval_every", "classifier_steps"]:
     if getattr(config, name) < 0:
       raise UserError(f"--{name} must be >= 0, got {getattr(config, name)}")
+  # Every count ends up in an int32 (the step counter, array shapes, PRNG folds).
+  for f in dataclasses.fields(config):
+    v = getattr(config, f.name)
+    values = v if isinstance(v, tuple) else (v,)
+    if any(isinstance(x, int) and not isinstance(x, bool) and x > INT32_MAX for x in values):
+      raise UserError(f"--{f.name}={v} is past what the program can count (an int32 holds "
+                      f"at most {INT32_MAX:,}); choose a smaller value")
+  if config.pretrain_steps + config.steps > INT32_MAX:
+    raise UserError(f"--pretrain_steps + --steps = {config.pretrain_steps + config.steps:,} "
+                    f"steps in all, past the int32 step counter ({INT32_MAX:,}); choose fewer")
   for name in ["g_lr", "d_lr", "ae_lr"]:
     v = getattr(config, name)
     if not (math.isfinite(v) and v > 0):

@@ -5,6 +5,7 @@ module owns everything around it: the device-resident batches, checkpoints and r
 metrics/TensorBoard/PNG outputs, progress with ETA, SIGTERM, and stopping on a non-finite loss.
 """
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -20,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from aegan_jax import config as config_lib
+from aegan_jax import lock as lock_lib
 from aegan_jax import data as data_lib
 from aegan_jax import adversarial, evaluation, host, parallel, prng, strategies, writers
 from aegan_jax import population as population_lib
@@ -199,6 +201,7 @@ def train_and_evaluate(config: config_lib.Config, workdir: str,
 def train_members(config: config_lib.Config, workdir: str, size: int, vary: str = "",
                   dp: Optional[parallel.DataParallel] = None) -> list[TrainState]:
   """--population=size [--population_vary=vary]: the members in workdir/member_NN."""
+  config_lib.validate(config)  # refused before population.json is written
   configs, traced = population_lib.member_configs(config, size, vary)
   workdirs = [os.path.join(os.path.abspath(workdir), f"member_{i:02d}") for i in range(size)]
   listing = [{"workdir": os.path.basename(w), "seed": c.seed, **{k: getattr(c, k) for k in traced}}
@@ -238,7 +241,17 @@ def train_population(configs: list[config_lib.Config], workdirs: list[str],
   for w in workdirs:
     if os.path.exists(w) and not os.path.isdir(w):
       raise UserError(f"--workdir {w} is a file; give a directory")
+  with contextlib.ExitStack() as locks:  # before anything is written: one trainer per workdir
+    for w in workdirs:
+      locks.enter_context(lock_lib.WorkdirLock(w, enabled=chief))
+    return _train_locked(configs, workdirs, traced, dp, chief)
 
+
+def _train_locked(configs: list[config_lib.Config], workdirs: list[str],
+                  traced: tuple[str, ...], dp: parallel.DataParallel,
+                  chief: bool) -> list[TrainState]:
+  """train_population's body, with the configs valid and every workdir locked."""
+  config = configs[0]
   # Refuse another experiment's workdir before loading data or writing anything.
   ckpts = [Checkpointer(w, c.keep_checkpoints) for c, w in zip(configs, workdirs)]
   latest_steps = [ck.latest_step() for ck in ckpts]
@@ -261,14 +274,22 @@ def train_population(configs: list[config_lib.Config], workdirs: list[str],
   evaluator = _make_evaluator(config, dataset)
   population = len(members) > 1
 
+  if latest is not None:
+    # Each member's newest checkpoint that verifies; members resume together, from the
+    # oldest of those.
+    abstracts = [dp.abstract(jax.eval_shape(m.strategy.init, m.root)) for m in members]
+    restored = [m.ckpt.restore_verified(latest, a) for m, a in zip(members, abstracts)]
+    latest = min(s for _, s in restored)
+    if any(s != latest for _, s in restored):
+      restored = [m.ckpt.restore_verified(latest, a) for m, a in zip(members, abstracts)]
   states = []
-  for m in members:
+  for i, m in enumerate(members):
     if latest is not None:
-      abstract = dp.abstract(jax.eval_shape(m.strategy.init, m.root))
-      states.append(m.ckpt.restore(latest, abstract))
+      states.append(restored[i][0])
       m.writer.truncate_after(latest)
       m.last_good = latest
     else:
+      m.writer.truncate_after(-1)  # rows of a run killed before its first checkpoint
       state = m.strategy.init(m.root)
       if m.strategy.phases[0].begin is not None:
         state = m.strategy.phases[0].begin(state, dataset)

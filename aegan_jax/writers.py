@@ -109,16 +109,21 @@ class MetricWriter:
     self.path = os.path.join(workdir, "metrics.jsonl")
     self._tb_dir = os.path.join(workdir, "tensorboard")
     self._tb = None  # opened at the first write: a run refused at start-up leaves no file
+    self._purge_step = None
 
   @property
   def tb(self):
     if self._tb is None:
       from tensorboardX import SummaryWriter
-      self._tb = SummaryWriter(self._tb_dir)
+      # purge_step: TensorBoard hides the earlier event files' points from this step on, so
+      # a resumed run's curves continue instead of doubling back.
+      self._tb = SummaryWriter(self._tb_dir, purge_step=self._purge_step)
     return self._tb
 
   def truncate_after(self, step: int) -> None:
-    """Drops lines logged after `step`: a resumed run logs those steps again."""
+    """Drops what was logged after `step` (-1: everything, a fresh start in an old workdir):
+    a resumed run logs those steps again, and each step is to appear once."""
+    self._purge_step = step + 1 if os.path.isdir(self._tb_dir) else None
     if not (self.enabled and os.path.exists(self.path)):
       return
     with open(self.path) as f:
