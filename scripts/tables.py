@@ -31,7 +31,9 @@ COLUMNS = ("modes_captured", "high_quality_percent", "reverse_kl")
 
 
 def mean_se(values) -> str:
-  v = np.asarray([x for x in values if x is not None and np.isfinite(x)], np.float64)
+  # float(): the cells keep NaN (reverse KL with no high-quality sample) as the string 'nan'.
+  v = np.asarray([float(x) for x in values if x is not None and np.isfinite(float(x))],
+                 np.float64)
   if not len(v):
     return "undefined"
   if len(v) == 1:
