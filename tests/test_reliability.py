@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
@@ -14,7 +13,7 @@ import pytest
 
 from aegan_jax import train
 from aegan_jax.errors import UserError
-from tests.conftest import REPO, run_module
+from tests.conftest import run_module
 
 
 def _largest_file(directory):
@@ -54,31 +53,34 @@ def test_flipped_byte_falls_back_to_the_previous_checkpoint(tiny, tmp_path, capl
   assert len(rows) == len(set(rows)) and max(steps) == 40  # each step once
 
 
-def test_second_trainer_on_a_workdir_is_refused_naming_the_first(tiny, tmp_path, data_dir):
+# A stand-in for a running trainer: takes the same kernel lock and PID file, then waits.
+_HOLDER = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+open(os.path.join(sys.argv[1], "trainer.pid"), "w").write(str(os.getpid()))
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_second_trainer_on_a_workdir_is_refused_naming_the_first(tiny, tmp_path):
   workdir = tmp_path / "busy"
-  first = subprocess.Popen(
-      [sys.executable, "-m", "experiments.train", f"--workdir={workdir}", "--steps=100000",
-       "--strategy=gan", "--mlp_hidden=32", "--eval_every=0", "--log_every=10"],
-      cwd=REPO, env={**os.environ, "TFDS_DATA_DIR": data_dir, "JAX_PLATFORMS": "cpu"},
-      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  os.makedirs(workdir)
+  first = subprocess.Popen([sys.executable, "-c", _HOLDER, str(workdir)],
+                           stdout=subprocess.PIPE, text=True)
+  config = tiny(steps=20, strategy="gan", mlp_hidden=(32,), log_every=10)
   try:
-    deadline = time.time() + 120
-    while not (workdir / "metrics.jsonl").exists() and time.time() < deadline:
-      time.sleep(0.5)
-    assert (workdir / "metrics.jsonl").exists()
+    assert first.stdout.readline().strip() == "locked"
     with pytest.raises(UserError, match=f"in use by another trainer \\(PID {first.pid}\\)"):
-      train.train_and_evaluate(tiny(steps=100000, strategy="gan", mlp_hidden=(32,)),
-                               str(workdir))
-    assert first.poll() is None  # the first one trains on
+      train.train_and_evaluate(config, str(workdir))
+    assert os.listdir(workdir) == ["trainer.pid"]  # nothing written
   finally:
     first.kill()
     first.wait()
-  # Killed with -9: the kernel dropped its lock (its PID file stays), and the workdir resumes
-  # (the same flags but for the step count: it is run control).
-  assert (workdir / "trainer.pid").exists()
-  state = train.train_and_evaluate(tiny(steps=20, strategy="gan", mlp_hidden=(32,),
-                                        eval_every=0, log_every=10), str(workdir))
-  assert int(state.step) >= 20
+  # Killed with -9: the kernel dropped its lock (its PID file stays), and the workdir trains.
+  state = train.train_and_evaluate(config, str(workdir))
+  assert int(state.step) == 20
   assert not (workdir / "trainer.pid").exists()
 
 
@@ -94,17 +96,19 @@ def test_rows_of_a_run_killed_before_its_first_checkpoint_are_dropped(tiny, tmp_
   assert all(json.loads(l).get("recon_loss") != 1.0 for l in open(workdir / "metrics.jsonl"))
 
 
-@pytest.mark.parametrize("flag,message", [
-    ("--pretrain_steps=3000000000", "--pretrain_steps=3000000000 is past what the program can count"),
-    ("--steps=99999999999999999999", "--steps=99999999999999999999 is past what the program"),
-    ("--steps=2147483000", "--pretrain_steps + --steps = 2,147,486,000 steps in all"),
-])
-def test_counts_past_int32_are_refused_before_anything_changes(flag, message, tmp_path, data_dir):
+def test_counts_past_int32_are_refused_before_anything_changes(tmp_path, data_dir):
+  from aegan_jax import config as config_lib
+  from aegan_jax.config import Config
+  with pytest.raises(UserError, match="--pretrain_steps=3000000000 is past what the program"):
+    config_lib.validate(Config(pretrain_steps=3_000_000_000))
+  with pytest.raises(UserError, match="--pretrain_steps \\+ --steps = 2,147,486,000 steps"):
+    config_lib.validate(Config(steps=2_147_483_000))
   workdir = tmp_path / "finished"
   os.makedirs(workdir)
   (workdir / "summary.json").write_text("{}")
-  proc = run_module("experiments.train", f"--workdir={workdir}", flag, data_dir=data_dir,
-                    timeout=120)
+  proc = run_module("experiments.train", f"--workdir={workdir}", "--steps=99999999999999999999",
+                    data_dir=data_dir, timeout=120)
   errors = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
-  assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], proc.stderr[-2000:]
-  assert os.listdir(workdir) == ["summary.json"]
+  assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-2000:]
+  assert "--steps=99999999999999999999 is past what the program" in errors[0]
+  assert os.listdir(workdir) == ["summary.json"]  # the finished run's summary survives
