@@ -9,7 +9,7 @@ import logging as py_logging
 from absl import app
 from absl import logging
 
-from aegan_jax import host
+from aegan_jax import host, storage
 from aegan_jax.errors import UserError  # noqa: F401 (re-exported for entry points)
 
 
@@ -28,10 +28,17 @@ def run(main: Callable[[list[str]], None]) -> None:
 
 
 class _DropLibraryChatter(py_logging.Filter):
-  """Keeps orbax's per-save INFO lines (dozens a checkpoint) off the console; warnings stay."""
+  """Keeps orbax's per-save INFO lines (dozens a checkpoint) off the console, and its reports of
+  a full disk (the trainer says it in one line); other warnings stay."""
 
   def filter(self, record: py_logging.LogRecord) -> bool:
-    return record.levelno >= py_logging.WARNING or "/orbax/" not in record.pathname
+    if "/orbax/" not in record.pathname:
+      return True
+    if record.exc_info and storage.out_of_space(record.exc_info[1]) is not None:
+      return False  # a full disk: the trainer reports it in one line
+    if storage.out_of_space(Exception(record.getMessage())) is not None:
+      return False
+    return record.levelno >= py_logging.WARNING
 
 
 def quiet_libraries() -> None:

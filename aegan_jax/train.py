@@ -23,7 +23,7 @@ import numpy as np
 from aegan_jax import config as config_lib
 from aegan_jax import lock as lock_lib
 from aegan_jax import data as data_lib
-from aegan_jax import adversarial, evaluation, host, parallel, prng, strategies, writers
+from aegan_jax import adversarial, evaluation, host, parallel, prng, storage, strategies, writers
 from aegan_jax import population as population_lib
 from aegan_jax.checkpoint import Checkpointer
 from aegan_jax.data import pipeline
@@ -244,7 +244,24 @@ def train_population(configs: list[config_lib.Config], workdirs: list[str],
   with contextlib.ExitStack() as locks:  # before anything is written: one trainer per workdir
     for w in workdirs:
       locks.enter_context(lock_lib.WorkdirLock(w, enabled=chief))
-    return _train_locked(configs, workdirs, traced, dp, chief)
+    locks.enter_context(storage.quiet_background_failures())
+    try:
+      return _train_locked(configs, workdirs, traced, dp, chief)
+    except Exception as e:  # noqa: BLE001 - a full disk is the user's to fix: one line
+      full = storage.out_of_space(e)
+      if full is None:
+        raise
+      raise storage.out_of_space_error(full, workdirs[0], _newest_checkpoint(workdirs[0])) from None
+
+
+def _newest_checkpoint(workdir: str) -> Optional[int]:
+  """The newest finished checkpoint on disk (orbax names them by step; one being written
+  carries a suffix), read without orbax, whose threads may be the ones that failed."""
+  try:
+    steps = [int(n) for n in os.listdir(os.path.join(workdir, "checkpoints")) if n.isdigit()]
+  except OSError:
+    return None
+  return max(steps, default=None)
 
 
 def _train_locked(configs: list[config_lib.Config], workdirs: list[str],

@@ -112,3 +112,58 @@ def test_counts_past_int32_are_refused_before_anything_changes(tmp_path, data_di
   assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-2000:]
   assert "--steps=99999999999999999999 is past what the program" in errors[0]
   assert os.listdir(workdir) == ["summary.json"]  # the finished run's summary survives
+
+
+def test_a_failed_write_stops_the_run_in_one_line_keeping_the_last_checkpoint(tiny, tmp_path,
+                                                                                 monkeypatch):
+  # A simulated ENOSPC where any machine can: the metrics file fills the disk at step 30.
+  from aegan_jax import storage, writers
+  real_write = writers.MetricWriter.write
+
+  def write(self, step, phase, scalars):
+    if step >= 30:
+      raise OSError(28, "No space left on device", self.path)
+    real_write(self, step, phase, scalars)
+
+  monkeypatch.setattr(writers.MetricWriter, "write", write)
+  workdir = tmp_path / "w"
+  with pytest.raises(storage.OutOfSpace) as failure:
+    train.train_and_evaluate(tiny(checkpoint_every=10), str(workdir))
+  message = str(failure.value)
+  assert f"writing {workdir / 'metrics.jsonl'} (" in message and "MB free of" in message
+  assert "the last good checkpoint is step 20" in message and "rerun the same command" in message
+  assert sorted(os.listdir(workdir / "checkpoints")) == ["10", "20"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """An 8 MB tmpfs (room for one checkpoint of the run below, not two), where mounting works."""
+  mount = tmp_path / "disk"
+  os.makedirs(mount)
+  made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
+                        capture_output=True)
+  if made.returncode != 0:
+    pytest.skip("cannot mount a tmpfs here (needs root); the simulated ENOSPC test covers the "
+                "trainer's side")
+  yield mount
+  subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_full_disk_ends_in_one_line_and_the_same_command_resumes(small_disk):
+  workdir = small_disk / "w"
+  flags = ("--dataset=ring", "--strategy=gan", "--arch=mlp", "--steps=1500",
+           "--checkpoint_every=500", "--log_every=500", "--eval_every=0", f"--workdir={workdir}")
+  full = run_module("experiments.train", *flags, timeout=120)
+  assert full.returncode == 2, full.stderr[-2000:]
+  lines = [l for l in full.stderr.splitlines() if not l.startswith(("I", "W"))]
+  assert len(lines) == 1 and "Traceback" not in full.stderr, full.stderr[-3000:]
+  assert lines[0].startswith("error: no space left on the device writing ")
+  assert "the last good checkpoint is step 500" in lines[0]
+  assert "500" in os.listdir(workdir / "checkpoints")
+
+  subprocess.run(["mount", "-o", "remount,size=32m", str(small_disk)], check=True)
+  resumed = run_module("experiments.train", *flags, timeout=120)
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert "Resumed from" in resumed.stderr and "at step 500" in resumed.stderr
+  steps = [json.loads(l)["step"] for l in open(workdir / "metrics.jsonl")]
+  assert steps == [500, 1000, 1500]  # each step once
