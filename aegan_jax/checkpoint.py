@@ -41,6 +41,15 @@ def checksums(state) -> Optional[dict[str, int]]:
   return out
 
 
+def _keep_latest(n: int) -> dict[str, Any]:
+  """Keep the newest n checkpoints: orbax's preservation policy where it has one (max_to_keep
+  is deprecated there), max_to_keep on the older versions pyproject.toml allows."""
+  policies = getattr(ocp, "checkpoint_managers", None)
+  if policies is not None and hasattr(policies, "LatestN"):
+    return {"preservation_policy": policies.LatestN(n=n)}
+  return {"max_to_keep": n}
+
+
 class Checkpointer:
 
   def __init__(self, workdir: str, keep: int):
@@ -55,8 +64,8 @@ class Checkpointer:
     if self._manager is None:
       self._manager = ocp.CheckpointManager(
           self.directory,
-          options=ocp.CheckpointManagerOptions(max_to_keep=self.keep, create=True,
-                                               enable_async_checkpointing=True),
+          options=ocp.CheckpointManagerOptions(create=True, enable_async_checkpointing=True,
+                                               **_keep_latest(self.keep)),
           item_names=("state", "config", "checksums"))
     return self._manager
 

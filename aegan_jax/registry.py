@@ -33,8 +33,5 @@ class Registry(Generic[T]):
   def names(self) -> list[str]:
     return sorted(self._entries)
 
-  def __contains__(self, name: str) -> bool:
-    return name in self._entries
-
   def __iter__(self) -> Iterator[str]:
     return iter(self.names())

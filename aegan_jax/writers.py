@@ -145,10 +145,6 @@ class MetricWriter:
     if self.enabled:
       self.tb.add_image(tag, picture, int(step), dataformats="HWC")
 
-  def flush(self) -> None:
-    if self._tb is not None:
-      self._tb.flush()
-
   def close(self) -> None:
     if self._tb is not None:
       self._tb.close()

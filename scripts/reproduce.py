@@ -38,7 +38,10 @@ CELLS = [
     ("unrolled", "bigan", {}),
     ("unrolled", "bigan[weight_init=default]", {"weight_init": "default"}),
     ("veegan", "veegan", {}),
+    # The same init question on the VEEGAN notebook's setup (orthogonal, gain 1.4 there too).
+    ("veegan", "veegan[weight_init=default]", {"weight_init": "default"}),
     ("veegan", "gan", {"strategy": "gan"}),
+    ("veegan", "gan[weight_init=default]", {"strategy": "gan", "weight_init": "default"}),
     ("pacgan", "gan", {}),
     ("pacgan", "gan[pack=2]", {"pack": 2}),
     ("pacgan", "gan[pack=4]", {"pack": 4}),

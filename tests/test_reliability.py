@@ -167,3 +167,8 @@ def test_full_disk_ends_in_one_line_and_the_same_command_resumes(small_disk):
   assert "Resumed from" in resumed.stderr and "at step 500" in resumed.stderr
   steps = [json.loads(l)["step"] for l in open(workdir / "metrics.jsonl")]
   assert steps == [500, 1000, 1500]  # each step once
+
+
+def test_only_the_newest_checkpoints_are_kept(tiny, tmp_path):
+  train.train_and_evaluate(tiny(checkpoint_every=10, keep_checkpoints=2), str(tmp_path))
+  assert sorted(os.listdir(tmp_path / "checkpoints"), key=int) == ["30", "40"]

@@ -38,12 +38,6 @@ def batch_from_permutation(data: dict[str, jax.Array], perm: jax.Array, step: ja
   return {"image": to_float(data["image"][idx]), "label": data["label"][idx]}
 
 
-def batch_indices(key: jax.Array, step: jax.Array, n: int, batch_size: int) -> jax.Array:
-  """Indices of batch `step` (the composition of the two functions above)."""
-  perm = epoch_permutation(key, step // steps_per_epoch(n, batch_size), n)
-  return _slice(perm, step, batch_size)
-
-
 def _slice(perm: jax.Array, step: jax.Array, batch_size: int) -> jax.Array:
   i = step % steps_per_epoch(perm.shape[0], batch_size)
   return jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)

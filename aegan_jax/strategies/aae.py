@@ -137,4 +137,4 @@ def build(config, spec) -> Strategy:
                    "g_loss": g_loss, "e_grad_norm": e_norm, "ae_grad_norm": optax.tree.norm(grads)}
 
   return Strategy(nets=nets, init=init, phases=(Phase("gan", config.steps, step),),
-                  reconstruct_fn=generator_reconstruct(nets), ema_decay=config.ema_decay)
+                  reconstruct=generator_reconstruct(nets), ema_decay=config.ema_decay)

@@ -103,5 +103,5 @@ def build(config, spec) -> Strategy:
                               GeneratorTechniques.from_config(config)),
             begin=begin_gan),
   )
-  return Strategy(nets=nets, init=init, phases=phases, reconstruct_fn=decoder_reconstruct(nets),
+  return Strategy(nets=nets, init=init, phases=phases, reconstruct=decoder_reconstruct(nets),
                   ema_decay=config.ema_decay)

@@ -48,7 +48,7 @@ class Strategy:
   init: Callable[[jax.Array], TrainState]   # root key -> fresh state
   phases: tuple[Phase, ...]
   # (state, x, key) -> the autoencoder's reconstruction of x in data space; None: no autoencoder.
-  reconstruct_fn: Optional[Callable[[TrainState, jax.Array, jax.Array], jax.Array]] = None
+  reconstruct: Optional[Callable[[TrainState, jax.Array, jax.Array], jax.Array]] = None
   ema_decay: float = 0.0   # > 0: the trainer keeps extras['ema_generator'] and samples from it
 
   @property
@@ -80,13 +80,9 @@ class Strategy:
                             train=False)
     return images
 
-  def reconstruct(self, state: TrainState, x: jax.Array, key: jax.Array) -> jax.Array:
-    """x through the strategy's autoencoder, in data space, eval mode."""
-    return self.reconstruct_fn(state, x, key)
-
   @property
   def has_autoencoder(self) -> bool:
-    return self.reconstruct_fn is not None
+    return self.reconstruct is not None
 
 
 def decoder_reconstruct(nets: Networks):

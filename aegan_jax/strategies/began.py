@@ -116,4 +116,4 @@ def build(config, spec) -> Strategy:
   init = adversarial_init(nets, config, spec, g_tx, d_tx,
                           extras={"k": jnp.zeros((), jnp.float32)})
   return Strategy(nets=nets, init=init, phases=(Phase("gan", config.steps, step),),
-                  reconstruct_fn=discriminator_reconstruct(nets), ema_decay=config.ema_decay)
+                  reconstruct=discriminator_reconstruct(nets), ema_decay=config.ema_decay)

@@ -94,4 +94,4 @@ def build(config, spec) -> Strategy:
 
   return Strategy(nets=nets, init=adversarial_init(nets, config, spec, g_tx, d_tx, pair_input),
                   phases=(Phase("gan", config.steps, step),),
-                  reconstruct_fn=generator_reconstruct(nets), ema_decay=config.ema_decay)
+                  reconstruct=generator_reconstruct(nets), ema_decay=config.ema_decay)

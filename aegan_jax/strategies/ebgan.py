@@ -171,4 +171,4 @@ def build(config, spec) -> Strategy:
 
   return Strategy(nets=nets, init=adversarial_init(nets, config, spec, g_tx, d_tx),
                   phases=(Phase("gan", config.steps, step),),
-                  reconstruct_fn=discriminator_reconstruct(nets), ema_decay=config.ema_decay)
+                  reconstruct=discriminator_reconstruct(nets), ema_decay=config.ema_decay)

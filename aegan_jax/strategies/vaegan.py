@@ -161,5 +161,5 @@ def build(config, spec) -> Strategy:
   mean_code = lambda e: posterior(e, latent_dim)[0]
   return Strategy(nets=nets, init=adversarial_init(nets, config, spec, g_tx, d_tx),
                   phases=(Phase("gan", config.steps, step),),
-                  reconstruct_fn=generator_reconstruct(nets, code=mean_code),
+                  reconstruct=generator_reconstruct(nets, code=mean_code),
                   ema_decay=config.ema_decay)
