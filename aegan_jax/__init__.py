@@ -12,7 +12,8 @@ Modules, one concern each:
   checkpoint   orbax CheckpointManager with configuration guard
   writers      metrics.jsonl, TensorBoard and PNG image grids
   train        train_and_evaluate(config, workdir): the loop that ties them together
-  host, prng   process-level speed-ups on CPU: malloc keeps freed memory; threefry unrolled
+  cpu/         CPU speed-ups switched on by cpu.enable() (the entry points call it):
+               malloc keeps freed memory; threefry unrolled
 """
 
 __version__ = "0.1.0"

@@ -1,5 +1,5 @@
 """What every entry point shares: user errors as one line on stderr, exit status 2; the host's
-allocator set up for training (aegan_jax/host.py)."""
+CPU speed-ups switched on (aegan_jax/cpu)."""
 
 import sys
 from typing import Callable
@@ -9,14 +9,14 @@ import logging as py_logging
 from absl import app
 from absl import logging
 
-from aegan_jax import host, storage
+from aegan_jax import cpu, storage
 from aegan_jax.errors import UserError  # noqa: F401 (re-exported for entry points)
 
 
 def run(main: Callable[[list[str]], None]) -> None:
   """absl's app.run, with UserError printed as `error: ...` and no traceback."""
   def guarded(argv):
-    host.keep_freed_memory()  # before JAX allocates anything
+    cpu.enable()  # before JAX allocates anything
     quiet_libraries()
     try:
       main(argv)

@@ -23,7 +23,7 @@ import numpy as np
 from aegan_jax import config as config_lib
 from aegan_jax import lock as lock_lib
 from aegan_jax import data as data_lib
-from aegan_jax import adversarial, evaluation, host, parallel, prng, storage, strategies, writers
+from aegan_jax import adversarial, cpu, evaluation, parallel, storage, strategies, writers
 from aegan_jax import population as population_lib
 from aegan_jax.checkpoint import Checkpointer
 from aegan_jax.data import pipeline
@@ -33,7 +33,6 @@ from aegan_jax.models import ARCHS
 from aegan_jax.state import TrainState
 from aegan_jax.strategies.base import Phase, Strategy
 
-prng.unroll_threefry_on_cpu()  # the same random bits, without a loop per draw on CPU
 
 # Sub-keys of the run's root key, one per purpose (fold_in constants, never reused).
 _DATA_KEY, _SAMPLE_KEY, _RECON_KEY = 1001, 1002, 1003
@@ -115,7 +114,7 @@ def compile_phase(config: config_lib.Config, strategy: Strategy, phase_name: str
 
   return jax.jit(run, donate_argnums=(0,),
                  out_shardings=(dp.batch if spread else dp.replicated, dp.replicated),
-                 compiler_options=host.xla_compiler_options(jax.default_backend()))
+                 compiler_options=cpu.compiler_options(jax.default_backend()))
 
 
 def _format_eta(seconds: float) -> str:

@@ -33,8 +33,8 @@ peak_fraction that over the device's dense peak where it is known (H100/H200: bf
 process's peak resident set (peak_memory_kind says which); page_faults_per_step the host pages
 faulted in per step during the timed windows (median; 0 when the allocator reuses memory). Like
 every entry point, the JAX side
-runs with glibc keeping freed memory (aegan_jax/host.py) and threefry unrolled on CPU
-(aegan_jax/prng.py); AEGAN_JAX_KEEP_FREED_MEMORY=0 / AEGAN_JAX_UNROLL_THREEFRY=0 turn them
+runs with glibc keeping freed memory (aegan_jax/cpu/allocator.py) and threefry unrolled on CPU
+(aegan_jax/cpu/threefry.py); AEGAN_JAX_KEEP_FREED_MEMORY=0 / AEGAN_JAX_UNROLL_THREEFRY=0 turn them
 off to measure what they bring. The PyTorch side runs as it comes, or with the same allocator
 setting under --torch_keep_freed_memory (keeps_freed_memory in each line says which).
 """
@@ -53,7 +53,8 @@ from absl import flags
 import jax
 import numpy as np
 
-from aegan_jax import cli, host, prng
+from aegan_jax import cli
+from aegan_jax.cpu import allocator, threefry
 from aegan_jax.errors import UserError
 from aegan_jax.models.conv import IMPLS, resolve
 
@@ -79,7 +80,7 @@ def define_flags() -> None:
   flags.DEFINE_list("dtype", ["float32"], "float32 or bfloat16 (mixed precision).")
   flags.DEFINE_bool("torch", False, "Also run the workload in PyTorch eager (needs torch).")
   flags.DEFINE_bool("torch_keep_freed_memory", False, "Run PyTorch with glibc keeping freed "
-                    "memory too, as the JAX side does (aegan_jax/host.py); off: as it comes.")
+                    "memory too, as the JAX side does (aegan_jax/cpu/allocator.py); off: as it comes.")
   flags.DEFINE_integer("windows", 5, "Timed windows; steps/s is their median.")
   flags.DEFINE_float("window_seconds", 2.0, "Length of one timed window.")
   flags.DEFINE_float("warmup_s", 2.0, "Steady running after the first call, before timing.")
@@ -90,7 +91,7 @@ def _peak_memory() -> tuple[int, str]:
   stats = jax.local_devices()[0].memory_stats() or {}
   if "peak_bytes_in_use" in stats:
     return int(stats["peak_bytes_in_use"]), "device"
-  return host.peak_rss(), "host_peak_rss"
+  return allocator.peak_rss(), "host_peak_rss"
 
 
 # Dense peak FLOP/s of accelerators (vendor datasheets, SXM parts, no sparsity), by the dtype of
@@ -160,7 +161,7 @@ class JaxStep:
     steps = self._run(seconds) * self.config.steps_per_call
     self.rates.append(steps / (time.perf_counter() - start))
     # Pages the host faulted in per step: fresh memory for buffers that could have been reused
-    # (aegan_jax/host.py); 0 once the allocator keeps what the steps free.
+    # (aegan_jax/cpu/allocator.py); 0 once the allocator keeps what the steps free.
     self.faults.append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / steps)
 
   def record(self) -> dict:
@@ -178,8 +179,8 @@ class JaxStep:
             "conv_impl": resolve(config.conv_impl) if config.arch == "dcgan" else "-",
             "steps_per_call": config.steps_per_call, "device_kind": device.device_kind,
             "platform": device.platform, "device_count": self.dp.num_devices,
-            "keeps_freed_memory": host.KEEPING_FREED_MEMORY,
-            "threefry_unrolled": prng.unroll_threefry_on_cpu(),
+            "keeps_freed_memory": allocator.KEEPING_FREED_MEMORY,
+            "threefry_unrolled": threefry.unroll_threefry_on_cpu(),
             "compile_s": round(self.compile_s, 3), "steps_per_sec": round(rate, 3),
             "images_per_sec": round(rate * config.batch_size, 1),
             "window_steps_per_sec": [round(r, 3) for r in self.rates],

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from aegan_jax import host  # stdlib only: no JAX in this process
+from aegan_jax.cpu import allocator  # stdlib only: no JAX in this process
 
 
 class _DCGANGenerator(nn.Module):
@@ -95,7 +95,7 @@ def main() -> None:
                       help="after warm-up, print a line and time one window per 'window S' "
                            "line on stdin, until 'done' (how scripts.benchmark takes turns)")
   args = parser.parse_args()
-  kept = host.keep_freed_memory() if args.keep_freed_memory else False
+  kept = allocator.keep_freed_memory() if args.keep_freed_memory else False
 
   device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
   g, d, lr, b1, loss = build(args.workload)
@@ -150,7 +150,7 @@ def main() -> None:
   else:
     rates = [run(args.window_seconds) for _ in range(args.windows)]
   rate = statistics.median(rates)
-  peak = (torch.cuda.max_memory_allocated() if device.type == "cuda" else host.peak_rss())
+  peak = (torch.cuda.max_memory_allocated() if device.type == "cuda" else allocator.peak_rss())
   print(json.dumps({
       "framework": f"torch {torch.__version__} eager", "workload": args.workload,
       "batch_size": b, "dtype": args.dtype,

@@ -141,7 +141,7 @@ def test_keep_freed_memory_stops_page_faults_per_allocation():
   # malloc, touch and free 40 MB at a time, as XLA:CPU does with a step's buffers.
   code = """
 import ctypes, resource
-from aegan_jax import host
+from aegan_jax.cpu import allocator
 
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, (ctypes.c_size_t,)
@@ -157,7 +157,7 @@ def faults():
   return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 plain = faults()
-ok = host.keep_freed_memory()
+ok = allocator.keep_freed_memory()
 faults()  # the first allocations after the switch grow the heap
 print(ok, plain, faults())
 """
@@ -172,11 +172,11 @@ print(ok, plain, faults())
 
 def test_large_step_temporaries_are_kept_too():
   # Three 32 MB products alive at once: XLA asks for ~96 MB of temporaries per call, more than
-  # a glibc thread heap, so they were mapped afresh each call until split (host.py).
+  # a glibc thread heap, so they were mapped afresh each call until split (aegan_jax/cpu/allocator.py).
   code = """
 import resource
-from aegan_jax import host
-ok = host.keep_freed_memory()
+from aegan_jax.cpu import allocator
+ok = allocator.keep_freed_memory()
 import jax, jax.numpy as jnp, numpy as np
 
 def fn(x, w):
@@ -199,9 +199,9 @@ def faults(f):
   return sorted(per_call)[4], out
 
 plain, want = faults(jax.jit(fn))
-split, got = faults(jax.jit(fn, compiler_options=host.xla_compiler_options("cpu")))
+split, got = faults(jax.jit(fn, compiler_options=allocator.xla_compiler_options("cpu")))
 same = all((np.asarray(g) == np.asarray(h)).all() for g, h in zip(got, want))
-print(ok, host.xla_compiler_options("gpu") == {}, plain, split, same)
+print(ok, allocator.xla_compiler_options("gpu") == {}, plain, split, same)
 """
   out = run_module("tests._run_code", code)
   assert out.returncode == 0, out.stderr
@@ -217,7 +217,7 @@ def test_unrolled_threefry_draws_the_same_bits_without_a_loop():
   code = """
 import jax
 import numpy as np
-from aegan_jax import prng
+from aegan_jax.cpu import threefry
 
 def draw():
   f = jax.jit(lambda k: (jax.random.normal(jax.random.fold_in(k, 7), (64, 64)),
@@ -227,7 +227,7 @@ def draw():
   return [np.asarray(a) for a in f(k)], "while" in f.lower(k).compile().as_text()
 
 rolled, rolled_loop = draw()
-took = prng.unroll_threefry_on_cpu()
+took = threefry.unroll_threefry_on_cpu()
 jax.clear_caches()
 unrolled, unrolled_loop = draw()
 print(took, rolled_loop, unrolled_loop, all(np.array_equal(a, b) for a, b in zip(rolled, unrolled)))
@@ -238,3 +238,20 @@ print(took, rolled_loop, unrolled_loop, all(np.array_equal(a, b) for a, b in zip
   if took != "True":
     pytest.skip("this JAX version keeps threefry's lowering elsewhere")
   assert (rolled_loop, unrolled_loop, same) == ("True", "False", "True")
+
+
+def test_importing_the_library_changes_nothing_until_cpu_enable():
+  code = """
+import jax
+from aegan_jax import cli, cpu, train  # everything an entry point imports
+from aegan_jax.cpu import allocator, threefry
+before = (allocator.KEEPING_FREED_MEMORY, threefry._done, cpu.compiler_options("cpu"))
+took = cpu.enable()
+print(before == (False, False, {}), took["threefry_unrolled"], took["keeps_freed_memory"],
+      cpu.compiler_options("cpu") != {} or not took["keeps_freed_memory"])
+"""
+  out = run_module("tests._run_code", code)
+  assert out.returncode == 0, out.stderr[-2000:]
+  untouched, unrolled, kept, options = out.stdout.split()
+  assert untouched == "True" and options == "True"
+  assert unrolled == "True" or pytest.skip("this JAX version keeps threefry's lowering elsewhere")
