@@ -26,6 +26,16 @@ class TrainState:
     """This step's key: a function of (seed, step) only, so runs and resumes reproduce."""
     return jax.random.fold_in(jax.random.wrap_key_data(self.rng), self.step)
 
+  def advanced(self, *, params=None, batch_stats=None, opt_state=None,
+               extras=None) -> "TrainState":
+    """Every step's ending: one step on, with the networks' (and optimizers') new entries
+    merged over the old ones by role; what a step does not name stays as it was."""
+    return self.replace(step=self.step + 1,
+                        params={**self.params, **(params or {})},
+                        batch_stats={**self.batch_stats, **(batch_stats or {})},
+                        opt_state={**self.opt_state, **(opt_state or {})},
+                        extras={**self.extras, **(extras or {})})
+
 
 def adam(lr: float | optax.Schedule, config) -> optax.GradientTransformation:
   return optax.adam(lr, b1=config.adam_b1, b2=config.adam_b2)

@@ -79,11 +79,10 @@ def ae_step(nets: Networks, tx: optax.GradientTransformation, recon_loss, state:
   ae_params = {"encoder": state.params["encoder"], "decoder": state.params["decoder"]}
   (loss, (e_bs, d_bs, logits)), grads = jax.value_and_grad(objective, has_aux=True)(ae_params)
   ae_params, opt = apply_gradients(tx, ae_params, state.opt_state["ae"], grads)
-  state = state.replace(
-      step=state.step + 1,
-      params={**state.params, **ae_params},
-      batch_stats={**bs, "encoder": e_bs, "decoder": d_bs},
-      opt_state={**state.opt_state, "ae": opt})
+  state = state.advanced(
+      params=ae_params,
+      batch_stats={"encoder": e_bs, "decoder": d_bs},
+      opt_state={"ae": opt})
   metrics = {"recon_loss": loss,
              "recon_mse": jnp.mean(jnp.square(nets.output(logits) - x)),
              "ae_grad_norm": optax.tree.norm(grads)}
@@ -219,10 +218,9 @@ def gan_step(nets: Networks, g_tx: optax.GradientTransformation,
     extras = {**extras, "historical": {
         "generator": running_mean(hist["generator"], g_params, count),
         "discriminator": running_mean(hist["discriminator"], d_params, count), "count": count}}
-  state = state.replace(
-      step=state.step + 1,
-      params={**state.params, "generator": g_params, "discriminator": d_params},
-      batch_stats={**bs, "generator": g_bs, "discriminator": d_bs},
-      opt_state={**state.opt_state, "g": g_opt, "d": d_opt},
+  state = state.advanced(
+      params={"generator": g_params, "discriminator": d_params},
+      batch_stats={"generator": g_bs, "discriminator": d_bs},
+      opt_state={"g": g_opt, "d": d_opt},
       extras=extras)
   return state, {**metrics, "g_loss": g_loss, "g_grad_norm": g_norm}

@@ -127,11 +127,10 @@ def build(config, spec) -> Strategy:
     e_params, e_opt, e_norm = update_every(config.n_critic, state.step, update_e,
                                            (old_e, old_opt, jnp.zeros(())))
 
-    state = state.replace(
-        step=state.step + 1,
-        params={**state.params, "encoder": e_params, "discriminator": d_params},
-        batch_stats={**state.batch_stats, "encoder": e_bs, "discriminator": d_bs},
-        opt_state={**state.opt_state, "d": d_opt, "e": e_opt})
+    state = state.advanced(
+        params={"encoder": e_params, "discriminator": d_params},
+        batch_stats={"encoder": e_bs, "discriminator": d_bs},
+        opt_state={"d": d_opt, "e": e_opt})
     return state, {**metrics, "recon_loss": rec,
                    "recon_mse": jnp.mean(jnp.square(nets.output(logits) - x)),
                    "g_loss": g_loss, "e_grad_norm": e_norm, "ae_grad_norm": optax.tree.norm(grads)}

@@ -7,6 +7,7 @@ Hooks must be deterministic, because a resumed run replays them.
 """
 
 import dataclasses
+import math
 from typing import Any, Callable, Optional
 
 import flax.linen as nn
@@ -17,7 +18,7 @@ from aegan_jax.config import non_default_fields
 from aegan_jax.errors import UserError
 from aegan_jax.losses import ADVERSARIAL
 from aegan_jax.models import ARCHS, apply_model, init_model, mlp
-from aegan_jax.models.composite import JointDiscriminator
+from aegan_jax.models.composite import AutoencoderDiscriminator, JointDiscriminator
 from aegan_jax.models.generator import Generator
 from aegan_jax.state import TrainState
 from aegan_jax.steps import Networks, historical_extras, pack_examples
@@ -145,6 +146,52 @@ def build_networks(config, spec, *, autoencoder: bool) -> Networks:
       decoder_code_dim=config.code_dim if autoencoder else None,
       encoder_code_dim=config.code_dim if autoencoder else None, decoder=autoencoder,
       components=config.code_components if autoencoder else 1)
+
+
+def encoder_networks(config, spec, code_dim: int) -> Networks:
+  """G(z) = out(Dec(z)), D, and an encoder into a code of `code_dim` numbers (the noise space
+  or, for VAE-GAN, the posterior's mean and log-variance)."""
+  return make_networks(config, spec,
+                       discriminator=ARCHS.get(config.arch).discriminator(config, spec.shape),
+                       encoder_code_dim=code_dim)
+
+
+def autoencoder_networks(config, spec, latent_dist: str = "normal") -> Networks:
+  """G(z) = out(Dec(z)) on z of latent_dim, and an autoencoder D = Dec_D(Enc_D(x)) through a
+  code of code_dim, returning (reconstruction in data space, code): ebgan's and began's.
+
+  D's bottleneck must be narrower than the data: with code_dim >= the data's dimension the
+  autoencoder can learn the identity, which reconstructs everything, fakes included, and
+  so tells G nothing (Zhao et al. 2016, section 2.3.1).
+  """
+  data_dim = math.prod(spec.shape)
+  if config.code_dim >= data_dim:
+    raise UserError(f"--strategy={config.strategy}'s discriminator is an autoencoder; its "
+                    f"bottleneck --code_dim={config.code_dim} is not smaller than the data's "
+                    f"{data_dim} dimensions, so it can learn the identity and tell real from "
+                    f"fake by nothing: use --code_dim={max(data_dim // 2, 1)} or less")
+  arch = ARCHS.get(config.arch)
+  d = AutoencoderDiscriminator(arch.encoder(config, spec.shape),
+                               arch.decoder(config, spec.shape), spec.unit_range)
+  return make_networks(config, spec, discriminator=d, latent_dist=latent_dist)
+
+
+def discriminator_reconstruct(nets: Networks):
+  """x through D's autoencoder, in data space, with D's running BatchNorm statistics."""
+  def reconstruct(state, x, key):
+    (recon, _), _ = apply_model(nets.discriminator, state.params["discriminator"],
+                                state.batch_stats["discriminator"], x, train=False)
+    return recon
+  return reconstruct
+
+
+def energies(nets: Networks, d_params, d_bs, real, fake, energy_fn):
+  """(real energies, fake energies, D's new batch stats) through D's autoencoder. Real and
+  fake go through D separately, so BatchNorm (dcgan's decoder) never mixes them; the running
+  statistics are the real batch's."""
+  (real_recon, _), new_bs = apply_model(nets.discriminator, d_params, d_bs, real, train=True)
+  (fake_recon, _), _ = apply_model(nets.discriminator, d_params, d_bs, fake, train=True)
+  return energy_fn(real, real_recon), energy_fn(fake, fake_recon), new_bs
 
 
 def joint_networks(config, spec, *, stochastic_encoder: bool) -> Networks:

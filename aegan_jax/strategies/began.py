@@ -27,8 +27,8 @@ import jax.numpy as jnp
 from aegan_jax.errors import UserError
 from aegan_jax.models import apply_model
 from aegan_jax.state import adam, apply_gradients
-from aegan_jax.strategies.base import Phase, Strategy, adversarial_init
-from aegan_jax.strategies.ebgan import autoencoder_networks, discriminator_reconstruct, energies
+from aegan_jax.strategies.base import (Phase, Strategy, adversarial_init, autoencoder_networks,
+                                       discriminator_reconstruct, energies)
 
 # The k_t balance replaces the adversarial game and every D regularizer of adversarial.py;
 # the generator's EMA is applied by the trainer, whatever the strategy.
@@ -103,12 +103,11 @@ def build(config, spec) -> Strategy:
     g_params, g_opt = apply_gradients(g_tx, state.params["generator"], state.opt_state["g"],
                                       g_grads)
     new_k = update_k(k, real_l, fake_l, gamma, lambda_k)
-    state = state.replace(
-        step=state.step + 1,
-        params={**state.params, "generator": g_params, "discriminator": d_params},
-        batch_stats={**bs, "generator": g_bs, "discriminator": d_bs},
-        opt_state={**state.opt_state, "g": g_opt, "d": d_opt},
-        extras={**state.extras, "k": new_k})
+    state = state.advanced(
+        params={"generator": g_params, "discriminator": d_params},
+        batch_stats={"generator": g_bs, "discriminator": d_bs},
+        opt_state={"g": g_opt, "d": d_opt},
+        extras={"k": new_k})
     return state, {"d_loss": d_loss, "g_loss": g_loss, "k": new_k,
                    "convergence": convergence(real_l, fake_l, gamma),
                    "real_energy": jnp.mean(real_l), "fake_energy": jnp.mean(fake_l)}

@@ -24,17 +24,14 @@ spread out in D's code space: it discourages G from collapsing onto one low-ener
 Each step is a D update, then a G update against the updated D. --loss does not apply.
 """
 
-import math
-
 import jax
 import jax.numpy as jnp
 
 from aegan_jax.errors import UserError
-from aegan_jax.models import ARCHS, apply_model
-from aegan_jax.models.composite import AutoencoderDiscriminator
+from aegan_jax.models import apply_model
 from aegan_jax.state import adam, apply_gradients
-from aegan_jax.steps import Networks
-from aegan_jax.strategies.base import Phase, Strategy, adversarial_init, make_networks
+from aegan_jax.strategies.base import (Phase, Strategy, adversarial_init, autoencoder_networks,
+                                       discriminator_reconstruct, energies)
 
 # The energy replaces the adversarial game and every D regularizer of adversarial.py; the
 # generator's EMA is applied by the trainer, whatever the strategy.
@@ -88,44 +85,6 @@ def auto_margin(config, spec) -> float:
   return spec.rms_norm
 
 
-def autoencoder_networks(config, spec, latent_dist: str = "normal") -> Networks:
-  """G(z) = out(Dec(z)) on z of latent_dim, and an autoencoder D = Dec_D(Enc_D(x)) through a
-  code of code_dim, returning (reconstruction in data space, code). Shared with began.
-
-  D's bottleneck must be narrower than the data: with code_dim >= the data's dimension the
-  autoencoder can learn the identity, which reconstructs everything, fakes included, and
-  so tells G nothing (Zhao et al. 2016, section 2.3.1).
-  """
-  data_dim = math.prod(spec.shape)
-  if config.code_dim >= data_dim:
-    raise UserError(f"--strategy={config.strategy}'s discriminator is an autoencoder; its "
-                    f"bottleneck --code_dim={config.code_dim} is not smaller than the data's "
-                    f"{data_dim} dimensions, so it can learn the identity and tell real from "
-                    f"fake by nothing: use --code_dim={max(data_dim // 2, 1)} or less")
-  arch = ARCHS.get(config.arch)
-  d = AutoencoderDiscriminator(arch.encoder(config, spec.shape),
-                               arch.decoder(config, spec.shape), spec.unit_range)
-  return make_networks(config, spec, discriminator=d, latent_dist=latent_dist)
-
-
-def discriminator_reconstruct(nets: Networks):
-  """x through D's autoencoder, in data space, with D's running BatchNorm statistics."""
-  def reconstruct(state, x, key):
-    (recon, _), _ = apply_model(nets.discriminator, state.params["discriminator"],
-                                state.batch_stats["discriminator"], x, train=False)
-    return recon
-  return reconstruct
-
-
-def energies(nets: Networks, d_params, d_bs, real, fake, energy_fn):
-  """(real energies, fake energies, D's new batch stats) through D's autoencoder. Real and
-  fake go through D separately, so BatchNorm (dcgan's decoder) never mixes them; the running
-  statistics are the real batch's."""
-  (real_recon, _), new_bs = apply_model(nets.discriminator, d_params, d_bs, real, train=True)
-  (fake_recon, _), _ = apply_model(nets.discriminator, d_params, d_bs, fake, train=True)
-  return energy_fn(real, real_recon), energy_fn(fake, fake_recon), new_bs
-
-
 def build(config, spec) -> Strategy:
   nets = autoencoder_networks(config, spec)
   g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
@@ -161,11 +120,10 @@ def build(config, spec) -> Strategy:
     (g_grads,) = g_pullback(fake_grad)
     g_params, g_opt = apply_gradients(g_tx, state.params["generator"], state.opt_state["g"],
                                       g_grads)
-    state = state.replace(
-        step=state.step + 1,
-        params={**state.params, "generator": g_params, "discriminator": d_params},
-        batch_stats={**bs, "generator": g_bs, "discriminator": d_bs},
-        opt_state={**state.opt_state, "g": g_opt, "d": d_opt})
+    state = state.advanced(
+        params={"generator": g_params, "discriminator": d_params},
+        batch_stats={"generator": g_bs, "discriminator": d_bs},
+        opt_state={"g": g_opt, "d": d_opt})
     return state, {"d_loss": d_loss, "g_loss": g_loss, "real_energy": jnp.mean(real_e),
                    "fake_energy": jnp.mean(fake_e), "pull_away": pt}
 

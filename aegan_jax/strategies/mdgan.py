@@ -24,11 +24,11 @@ import jax
 import jax.numpy as jnp
 
 from aegan_jax.adversarial import Adversary, update_discriminator
-from aegan_jax.models import ARCHS, apply_model
+from aegan_jax.models import apply_model
 from aegan_jax.state import adam, apply_gradients
-from aegan_jax.steps import Networks, pack_examples, update_every
+from aegan_jax.steps import pack_examples, update_every
 from aegan_jax.strategies.base import (D_TECHNIQUES, Phase, Strategy, adversarial_init,
-                                       generator_reconstruct, make_networks, packed_input)
+                                       encoder_networks, generator_reconstruct, packed_input)
 
 TECHNIQUES = D_TECHNIQUES | {"pack"}
 
@@ -38,14 +38,6 @@ def generator_objective(adv: Adversary, fake_logits, recon, x, recon_logits, lam
   distance = jnp.mean(jnp.square(recon - x))
   return (adv.g_loss(fake_logits) + lambda1 * distance + lambda2 * adv.g_loss(recon_logits),
           distance)
-
-
-def encoder_networks(config, spec, code_dim: int) -> Networks:
-  """G(z) = out(Dec(z)), D, and an encoder into a code of `code_dim` numbers (the noise space
-  or, for VAE-GAN, the posterior's mean and log-variance)."""
-  return make_networks(config, spec,
-                       discriminator=ARCHS.get(config.arch).discriminator(config, spec.shape),
-                       encoder_code_dim=code_dim)
 
 
 def build(config, spec) -> Strategy:
@@ -79,11 +71,10 @@ def build(config, spec) -> Strategy:
         config.n_critic, state.step,
         lambda _: apply_gradients(g_tx, ge, state.opt_state["g"], grads),
         (ge, state.opt_state["g"]))
-    state = state.replace(
-        step=state.step + 1,
-        params={**state.params, **ge, "discriminator": d_params},
-        batch_stats={**bs, "generator": g_bs, "encoder": e_bs, "discriminator": d_bs},
-        opt_state={**state.opt_state, "g": g_opt, "d": d_opt})
+    state = state.advanced(
+        params={**ge, "discriminator": d_params},
+        batch_stats={"generator": g_bs, "encoder": e_bs, "discriminator": d_bs},
+        opt_state={"g": g_opt, "d": d_opt})
     return state, {**metrics, "g_loss": g_loss, "recon_mse": distance}
 
   return Strategy(nets=nets, init=adversarial_init(nets, config, spec, g_tx, d_tx,

@@ -44,8 +44,7 @@ from aegan_jax.models import apply_model
 from aegan_jax.state import adam, apply_gradients
 from aegan_jax.steps import update_every
 from aegan_jax.strategies.base import (D_TECHNIQUES, Phase, Strategy, adversarial_init,
-                                       generator_reconstruct)
-from aegan_jax.strategies.mdgan import encoder_networks
+                                       encoder_networks, generator_reconstruct)
 
 TECHNIQUES = D_TECHNIQUES
 
@@ -150,11 +149,10 @@ def build(config, spec) -> Strategy:
     new_ge, g_opt, g_norm, e_norm = update_every(
         config.n_critic, state.step, update_ge, (ge, old_opt, jnp.zeros(()), jnp.zeros(())))
 
-    state = state.replace(
-        step=state.step + 1,
-        params={**state.params, **new_ge, "discriminator": d_params},
-        batch_stats={**bs, "generator": g_bs, "encoder": e_bs, "discriminator": d_bs},
-        opt_state={**state.opt_state, "g": g_opt, "d": d_opt})
+    state = state.advanced(
+        params={**new_ge, "discriminator": d_params},
+        batch_stats={"generator": g_bs, "encoder": e_bs, "discriminator": d_bs},
+        opt_state={"g": g_opt, "d": d_opt})
     return state, {**metrics, "g_loss": g_loss, "e_loss": e_loss, "kl_prior": prior,
                    "feature_recon": llike, "g_grad_norm": g_norm, "e_grad_norm": e_norm}
 

@@ -102,11 +102,10 @@ def build(config, spec) -> Strategy:
 
     gf, g_opt, g_norm = pullback_update(g_tx, gf, state.opt_state["g"], pullback,
                                          output_grads, config.n_critic, state.step)
-    state = state.replace(
-        step=state.step + 1,
-        params={**state.params, **gf, "discriminator": d_params},
-        batch_stats={**bs, "generator": g_bs, "encoder": e_bs, "discriminator": d_bs},
-        opt_state={**state.opt_state, "g": g_opt, "d": d_opt})
+    state = state.advanced(
+        params={**gf, "discriminator": d_params},
+        batch_stats={"generator": g_bs, "encoder": e_bs, "discriminator": d_bs},
+        opt_state={"g": g_opt, "d": d_opt})
     return state, {**metrics, "g_loss": g_loss, "z_recon": z_recon, "g_grad_norm": g_norm}
 
   return Strategy(nets=nets, init=adversarial_init(nets, config, spec, g_tx, d_tx, pair_input),
