@@ -29,7 +29,8 @@ class Config:
   strategy: str = _field(
       "ae_pretrain", "Training strategy: ae_pretrain (pretrained autoencoder -> generator), gan, "
       "mdgan (Che et al.'s regularized GAN, geometric + mode regularizers; not their two-step "
-      "MDGAN), vaegan, aae, ebgan, began, bigan (ALI/BiGAN) or veegan; see "
+      "MDGAN), vaegan, aae, ebgan, began, bigan (ALI/BiGAN), veegan or ragan (relativistic "
+      "average GAN); see "
       "aegan_jax/strategies.")
   arch: str = _field("mlp", "Network family: mlp or dcgan.")
   loss: str = _field("non_saturating", "Adversarial loss: minimax (the seed's equation), "

@@ -8,7 +8,8 @@ registered here with one line. `build` refuses the flags a strategy cannot use, 
 from types import ModuleType
 
 from aegan_jax.registry import Registry
-from aegan_jax.strategies import aae, ae_pretrain, began, bigan, ebgan, gan, mdgan, vaegan, veegan
+from aegan_jax.strategies import (aae, ae_pretrain, began, bigan, ebgan, gan, mdgan, ragan, vaegan,
+                                  veegan)
 from aegan_jax.strategies.base import Phase, Strategy, check_options
 
 STRATEGIES: Registry[ModuleType] = Registry("strategy", "strategy")
@@ -21,6 +22,7 @@ STRATEGIES.register("ebgan")(ebgan)               # Zhao et al. 2016
 STRATEGIES.register("began")(began)               # Berthelot et al. 2017
 STRATEGIES.register("bigan")(bigan)               # Dumoulin et al. / Donahue et al. 2016
 STRATEGIES.register("veegan")(veegan)             # Srivastava et al. 2017
+STRATEGIES.register("ragan")(ragan)               # Jolicoeur-Martineau 2018
 
 
 def supporters() -> dict[str, set[str]]:
