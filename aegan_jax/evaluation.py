@@ -12,7 +12,7 @@ import numpy as np
 from aegan_jax.errors import UserError
 from aegan_jax.metrics import modes as modes_lib
 
-# The 2-D benchmarks' geometry (VEEGAN protocol; PROTOCOLS.md section 1).
+# The 2-D benchmarks' geometry (VEEGAN protocol; docs/protocols.md section 1).
 MIXTURES = {
     "ring": (modes_lib.ring_means, modes_lib.RING_STD),
     "grid": (modes_lib.grid_means, modes_lib.GRID_STD),
@@ -63,7 +63,7 @@ ALL_METRICS = IMAGE_METRICS + ("modes",)
 # domain classifier's 10 classes says little that the class histogram ("classes") does not.
 AUTO_FINAL_IMAGE_METRICS = ("fid", "kid", "pr", "dc", "classes")
 MODE_DATASETS = ("ring", "grid", "stacked_mnist")
-STACKED_SAMPLES = 26_000  # PROTOCOLS.md section 2
+STACKED_SAMPLES = 26_000  # docs/protocols.md section 2
 CLASSIFIER_DATASETS = ("mnist5k", "mnist", "fashion_mnist", "kmnist")
 # 'auto' during training stays cheap (FID: ~1 s on 10k samples; KID's 100 subsets alone cost
 # ~5 s and pushed the default run's overhead to 11 %); after training it is everything.

@@ -110,7 +110,7 @@ def stacked_table(results: dict, base: config_lib.Config, command: str) -> str:
   lines = [
       "# Stacked MNIST (1000 modes)", "",
       "Produced by:", "", "```", command, "```", "",
-      f"Protocol (PROTOCOLS.md section 2): {FLAGS.seeds} seed{'s' if FLAGS.seeds > 1 else ''} "
+      f"Protocol (docs/protocols.md section 2): {FLAGS.seeds} seed{'s' if FLAGS.seeds > 1 else ''} "
       f"per row; 26,000 generator "
       f"samples; each channel labelled by our digit classifier (held-out accuracy "
       f"{accuracy if accuracy is None else f'{100 * accuracy:.1f}%'}); the digit triple is the "
@@ -143,7 +143,7 @@ def table(results: dict, base: config_lib.Config, command: str) -> str:
   lines = [
       "# Mode collapse on the 2-D ring and grid", "",
       "Produced by:", "", "```", command, "```", "",
-      f"Protocol (PROTOCOLS.md section 1, VEEGAN): {FLAGS.seeds} seeds per row; per seed "
+      f"Protocol (docs/protocols.md section 1, VEEGAN): {FLAGS.seeds} seeds per row; per seed "
       f"2,500 generator samples; a sample is high quality (HQ) within 3 std of its nearest mode "
       f"mean (ring std 0.01, grid std 0.05); a mode is captured if it is the nearest mean of at "
       f"least one HQ sample; reverse KL = KL(p_HQ || uniform) in nats. Ours: mean ± standard "

@@ -1,6 +1,6 @@
 """2-D mixtures of Gaussians (ring, grid) and Stacked MNIST: the mode-collapse benchmarks.
 
-Geometry as in ../shared/PROTOCOLS.md (and the VEEGAN/ALI/PacGAN code), taken from
+Geometry as in docs/protocols.md (and the VEEGAN/ALI/PacGAN code), taken from
 aegan_jax.metrics.modes so data and mode counting can never disagree:
   ring: 8 modes at (cos 2 pi i/8, sin 2 pi i/8), std 0.01;  grid: 25 modes at (i, j),
   i, j in {-4, -2, 0, 2, 4}, std 0.05. Modes are equally likely; the label is the mode index.
