@@ -24,6 +24,7 @@ from aegan_jax import config as config_lib
 from aegan_jax import lock as lock_lib
 from aegan_jax import data as data_lib
 from aegan_jax import adversarial, cpu, evaluation, parallel, storage, strategies, writers
+from aegan_jax import model as model_lib
 from aegan_jax import population as population_lib
 from aegan_jax.checkpoint import Checkpointer
 from aegan_jax.data import pipeline
@@ -323,6 +324,7 @@ def _train_locked(configs: list[config_lib.Config], workdirs: list[str],
         f.write(config_lib.dumps(m.config))
       with open(os.path.join(m.workdir, "flags.txt"), "w") as f:
         f.write(config_lib.to_flagfile(m.config, m.workdir))
+      model_lib.write_spec(m.workdir, dataset.spec)  # aegan_jax.load then needs no data
 
   # Every member's state in one dispatch (slicing leaf by leaf, member by member, costs ~20 ms
   # a member on CPU).
