@@ -192,6 +192,30 @@ class _Member:
     return jax.random.fold_in(self.root, purpose)
 
 
+def dry_run(config: config_lib.Config) -> dict:
+  """--dry_run: validates, loads the data, builds the strategy and compiles its first phase's
+  step on abstract inputs; writes nothing. Returns what it found (printed as JSON)."""
+  config = config_lib.validate(config)
+  check_names(config)
+  dataset = data_lib.load(config.dataset, config.data_dir)
+  data_lib.check_batch_size(dataset, config.batch_size, config.pack)
+  strategy = strategies.build(config, dataset.spec)
+  state = jax.eval_shape(strategy.init, jax.random.key(config.seed))
+  params = {name: int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(tree)))
+            for name, tree in state.params.items()}
+  batch = {"image": jax.ShapeDtypeStruct((config.batch_size, *dataset.spec.shape), jnp.float32),
+           "label": jax.ShapeDtypeStruct((config.batch_size,), jnp.int32)}
+  first = strategy.phases[0]
+  start = time.perf_counter()
+  jax.jit(first.step).lower(state, batch).compile()
+  return {"strategy": config.strategy, "arch": config.arch, "dataset": config.dataset,
+          "example_shape": list(dataset.spec.shape), "num_train": dataset.num_train,
+          "parameters": params,
+          "phases": [{"name": p.name, "steps": p.num_steps} for p in strategy.phases],
+          "compiled": first.name, "compile_s": round(time.perf_counter() - start, 2),
+          "devices": jax.device_count()}
+
+
 def train_and_evaluate(config: config_lib.Config, workdir: str,
                        dp: Optional[parallel.DataParallel] = None) -> TrainState:
   """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the final state."""

@@ -5,11 +5,14 @@ overrides:
   python -m experiments.train --workdir=runs/default
   python -m experiments.train --flagfile=experiments/presets/seed.flags --workdir=runs/seed
   python -m experiments.train --strategy=gan --workdir=runs/gan
-Running the same command again on a workdir with a checkpoint resumes it. The batch is split
+--print_config prints the resolved configuration, --dry_run builds and compiles one step; neither
+writes anything. Running the same command again on a workdir with a checkpoint resumes it. The batch is split
 over every visible device; several processes (hosts) join with --coordinator_address
 --num_processes --process_id (or scripts.launch_local on one machine). --population=K trains K
 runs in one program, in W/member_00 ... W/member_{K-1}.
 """
+
+import json
 
 from absl import flags
 
@@ -24,16 +27,29 @@ flags.DEFINE_integer("population", 1, "Train K independent runs in one program (
                      "their states): seeds seed..seed+K-1, outputs in workdir/member_NN.")
 flags.DEFINE_string("population_vary", "", "Per-member values of seed or float fields, one per "
                     "member: 'g_lr=1e-4,2e-4,4e-4,8e-4;d_lr=...'.")
-flags.mark_flag_as_required("workdir")
+flags.DEFINE_boolean("print_config", False, "Print the resolved configuration (presets and "
+                     "overrides applied) as JSON and exit; writes nothing.")
+flags.DEFINE_boolean("dry_run", False, "Validate the flags, load the data, build the networks and "
+                     "compile one training step, print what was built as JSON, and exit; "
+                     "writes nothing.")
 
 
 def main(argv):
   if len(argv) > 1:
     raise cli.UserError(f"unexpected arguments {' '.join(argv[1:])}; flags look like --steps=100")
   parallel.initialize_from_flags()  # before anything touches a device
-  from aegan_jax import train  # after flag parsing: keeps --help fast
   f = flags.FLAGS
   config = config_lib.from_flags()
+  if f.print_config:
+    print(config_lib.dumps(config_lib.validate(config)))
+    return
+  from aegan_jax import train  # after flag parsing: keeps --help fast
+  if f.dry_run:
+    print(json.dumps(train.dry_run(config), indent=1))
+    return
+  if not f.workdir:
+    raise cli.UserError("--workdir is required: the folder for checkpoints, metrics and "
+                        "samples, e.g. --workdir=runs/default")
   if f.population == 1 and not f.population_vary:
     train.train_and_evaluate(config, f.workdir)
   else:

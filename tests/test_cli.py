@@ -1,0 +1,27 @@
+"""The training command's inspection flags: --print_config and --dry_run write nothing."""
+
+import json
+import os
+
+from tests.conftest import run_module
+
+
+def test_print_config_and_dry_run_write_nothing(data_dir, tmp_path):
+  workdir = tmp_path / "never"
+  shown = run_module("experiments.train", "--flagfile=experiments/presets/default.flags",
+                     "--steps=123", f"--workdir={workdir}", "--print_config", data_dir=data_dir)
+  assert shown.returncode == 0, shown.stderr[-2000:]
+  config = json.loads(shown.stdout)
+  assert (config["steps"], config["code_components"], config["ema_decay"]) == (123, 10, 0.999)
+
+  built = run_module("experiments.train", "--strategy=gan", "--mlp_hidden=32",
+                     f"--workdir={workdir}", "--dry_run", data_dir=data_dir)
+  assert built.returncode == 0, built.stderr[-2000:]
+  report = json.loads(built.stdout)
+  assert report["phases"] == [{"name": "gan", "steps": 10000}]
+  assert report["parameters"]["generator"] > 0 and report["example_shape"] == [28, 28, 1]
+  assert not os.path.exists(workdir)
+
+  missing = run_module("experiments.train", "--strategy=gan", data_dir=data_dir)
+  assert missing.returncode == 2 and missing.stderr.strip().splitlines()[-1].startswith(
+      "error: --workdir is required")
