@@ -26,6 +26,7 @@ from aegan_jax import data as data_lib
 from aegan_jax import adversarial, cpu, evaluation, parallel, storage, strategies, writers
 from aegan_jax import model as model_lib
 from aegan_jax import population as population_lib
+from aegan_jax import progress as progress_lib
 from aegan_jax.checkpoint import Checkpointer
 from aegan_jax.data import pipeline
 from aegan_jax.errors import UserError
@@ -116,13 +117,6 @@ def compile_phase(config: config_lib.Config, strategy: Strategy, phase_name: str
   return jax.jit(run, donate_argnums=(0,),
                  out_shardings=(dp.batch if spread else dp.replicated, dp.replicated),
                  compiler_options=cpu.compiler_options(jax.default_backend()))
-
-
-def _format_eta(seconds: float) -> str:
-  seconds = int(seconds)
-  h, rem = divmod(seconds, 3600)
-  m, s = divmod(rem, 60)
-  return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
 def _heldout_reconstruction(strategy: Strategy, state: TrainState, dataset: data_lib.Dataset,
@@ -402,20 +396,20 @@ def _train_locked(configs: list[config_lib.Config], workdirs: list[str],
       if os.path.exists(os.path.join(m.workdir, "summary.json")):
         os.remove(os.path.join(m.workdir, "summary.json"))
   pending: list[dict] = []
-  last_time, last_step = time.perf_counter(), step
+  progress = progress_lib.Progress(
+      [(p.name, strategy.phase_start(p), strategy.phase_start(p) + p.num_steps)
+       for p in strategy.phases], step)
 
   def flush(phase: Phase) -> None:
     """Fetches the metrics of the steps since the last flush, checks them, logs their mean."""
-    nonlocal pending, last_time, last_step
+    nonlocal pending
     if not pending:
       return
     # One transfer per quantity: its values of these steps joined on the device, [T] (or
     # [T, K] for a population), rather than T * K tiny fetches and Python loops over them.
     fetched = jax.device_get(jax.tree.map(lambda *xs: jnp.concatenate(xs), *pending))
     first = step - len(next(iter(fetched.values()))) + 1
-    now = time.perf_counter()
-    rate = (step - last_step) / max(now - last_time, 1e-9)
-    last_time, last_step = now, step
+    progress.update(step, phase.name)
     for i, m in enumerate(members):
       mine = {k: v[:, i] if population else v for k, v in fetched.items()}
       finite = {k: np.isfinite(v).reshape(len(v), -1).all(axis=1) for k, v in mine.items()}
@@ -433,12 +427,11 @@ def _train_locked(configs: list[config_lib.Config], workdirs: list[str],
             f"step {first + j} (phase {phase.name}); stopped, and {where}; lower the learning "
             f"rates (--g_lr, --d_lr, --ae_lr) or try another --loss")
       means = {k: float(np.mean(v)) for k, v in mine.items()}
-      means["steps_per_sec"] = rate
+      means["steps_per_sec"] = progress.last_rate
       m.writer.write(step, phase.name, means)
       shown = " ".join(f"{k}={v:.4g}" for k, v in means.items() if k != "steps_per_sec")
-      logging.info("step %d/%d [%s]%s %s | %.1f steps/s, ETA %s", step, total, phase.name,
-                   f" member {i}" if population else "", shown, rate,
-                   _format_eta((total - step) / max(rate, 1e-9)))
+      logging.info("step %d/%d [%s]%s %s | %s", step, total, phase.name,
+                   f" member {i}" if population else "", shown, progress.line(step, phase.name))
     pending = []
 
   def save_grid(m: _Member, mstate: TrainState, phase_step: int) -> None:

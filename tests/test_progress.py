@@ -1,0 +1,41 @@
+"""The log line's rate leaves out compilation; ETAs per phase add up to the total."""
+
+from aegan_jax.progress import Progress, format_duration
+
+
+class FakeClock:
+  def __init__(self):
+    self.now = 0.0
+
+  def __call__(self):
+    return self.now
+
+
+def test_rate_leaves_out_the_compiling_interval_and_eta_covers_later_phases():
+  clock = FakeClock()
+  p = Progress([("pretrain", 0, 1000), ("gan", 1000, 3000)], start_step=0, clock=clock)
+  clock.now = 10.0                 # 100 steps, 9 s of it compiling
+  p.update(100, "pretrain")
+  assert p.last_rate == 10.0
+  clock.now = 11.0                 # then 100 steps/s
+  p.update(200, "pretrain")
+  assert p.rate("pretrain") == 100.0  # the first interval is forgotten, not averaged in
+  clock.now = 12.0
+  p.update(300, "pretrain")
+  assert p.rate("pretrain") == 100.0
+  left = p.remaining(300, "pretrain")
+  assert left == {"pretrain": 7.0, "gan": 20.0}  # gan not started: estimated at the current rate
+  line = p.line(300, "pretrain")
+  assert line.startswith("10% | 100.0 steps/s | elapsed 0m12s")
+  assert line.endswith("ETA pretrain 0m07s, gan 0m20s, total 0m27s")
+
+  clock.now = 30.0                 # the gan phase compiles too
+  p.update(1100, "gan")
+  clock.now = 32.0
+  p.update(1300, "gan")
+  assert p.rate("gan") == 100.0 and p.remaining(1300, "gan") == {"gan": 17.0}
+  assert p.line(1300, "gan").endswith("| ETA 0m17s")
+
+
+def test_format_duration():
+  assert format_duration(59.9) == "0m59s" and format_duration(3725) == "1h02m05s"
