@@ -63,8 +63,28 @@ def scatter_png(path: str, samples: np.ndarray, real: np.ndarray, title: str = "
   return np.asarray(Image.open(path).convert("RGB"))
 
 
+# Panels of the curves figure: (title, y label, which quantities, log scale). A quantity goes
+# in the first panel that claims it (by its name after the phase); the rest get a panel each.
+_PANELS = (
+    ("Adversarial losses", "loss", lambda n: n in ("d_loss", "g_loss", "e_loss"), False),
+    ("D's mean output on real and generated data", "mean D(x)",
+     lambda n: n in ("d_real", "d_fake"), False),
+    ("Gradient norms", "global L2 norm (log scale)", lambda n: n.endswith("grad_norm"), True),
+    ("Reconstruction error", "MSE per value",
+     lambda n: n in ("recon_mse", "heldout_recon_mse"), False),
+    ("FID", "FID", lambda n: n.startswith("fid"), False),
+    ("KID (bars: std over subsets)", "KID (unscaled MMD^2)",
+     lambda n: n.startswith("kid") and not n.endswith("_std"), False),
+    ("Precision, recall, density, coverage", "fraction",
+     lambda n: n.split("_")[0] in ("precision", "recall", "density", "coverage"), False),
+    ("Class shares of the samples", "share of samples",
+     lambda n: n in ("min_class_share", "max_class_share"), False),
+)
+
+
 def plot_curves(metrics_path: str, out_path: str) -> list[str]:
-  """One panel per logged quantity against step (losses, metrics); returns the panel names."""
+  """Training curves from metrics.jsonl against step, related quantities on shared axes
+  (D and G losses, D on real and fake, every gradient norm, ...); returns the panel titles."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
@@ -81,24 +101,49 @@ def plot_curves(metrics_path: str, out_path: str) -> list[str]:
         xs, ys = series.setdefault(f"{record['phase']}/{k}", ([], []))
         xs.append(record["step"])
         ys.append(v)
-  names = sorted(series)
-  if not names:
+  # recon_loss is recon_mse under --recon_loss=mse: one line, not two.
+  for key in [k for k in series if k.endswith("/recon_loss")]:
+    twin = key.replace("/recon_loss", "/recon_mse")
+    if twin in series and series[twin] == series[key]:
+      del series[key]
+  panels: list[tuple[str, str, list[str], bool]] = []
+  left = sorted(series)
+  for title, ylabel, claims, log in _PANELS:
+    mine = [k for k in left if claims(k.split("/", 1)[1])]
+    if mine:
+      panels.append((title, ylabel, mine, log))
+      left = [k for k in left if k not in mine and k[:-len("_std")] not in mine]
+  panels += [(k, k.split("/", 1)[1], [k], False) for k in left]
+  if not panels:
     return []
-  cols = min(4, len(names))
-  rows = int(math.ceil(len(names) / cols))
-  fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), dpi=100, squeeze=False)
-  for ax, name in zip(axes.flat, names):
-    xs, ys = series[name]
-    ax.plot(xs, ys, marker="." if len(xs) < 20 else None)
-    ax.set_title(name, fontsize=8)
-    ax.tick_params(labelsize=7)
-  for ax in list(axes.flat)[len(names):]:
+  cols = min(3, len(panels))
+  rows = int(math.ceil(len(panels) / cols))
+  fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.2 * rows), dpi=100,
+                           squeeze=False)
+  last = max(max(xs) for xs, _ in series.values())
+  for ax, (title, ylabel, keys, log) in zip(axes.flat, panels):
+    for key in keys:
+      xs, ys = series[key]
+      std = series.get(key + "_std", (None, None))[1]
+      ax.errorbar(xs, ys, yerr=std, marker="o" if len(xs) < 20 else None, markersize=4,
+                  capsize=3, label=key)
+    ax.set_xlim(0, last * 1.03)  # every panel on the run's whole step axis
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("training step", fontsize=9)
+    ax.set_ylabel(ylabel, fontsize=9)
+    if log:
+      ax.set_yscale("log")
+    ax.tick_params(labelsize=8)
+    ax.grid(alpha=0.3)
+    if len(keys) > 1:
+      ax.legend(fontsize=8)
+  for ax in list(axes.flat)[len(panels):]:
     ax.axis("off")
   fig.tight_layout()
   os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
   fig.savefig(out_path)
   plt.close(fig)
-  return names
+  return [p[0] for p in panels]
 
 
 class MetricWriter:

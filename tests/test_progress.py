@@ -1,4 +1,5 @@
-"""The log line's rate leaves out compilation; ETAs per phase add up to the total."""
+"""The log line's rate leaves out compilation (ETAs per phase add up to the total); the
+curves figure puts related quantities on shared, labelled axes."""
 
 from aegan_jax.progress import Progress, format_duration
 
@@ -39,3 +40,22 @@ def test_rate_leaves_out_the_compiling_interval_and_eta_covers_later_phases():
 
 def test_format_duration():
   assert format_duration(59.9) == "0m59s" and format_duration(3725) == "1h02m05s"
+
+
+def test_curves_share_axes_by_meaning(tmp_path):
+  import json
+  from aegan_jax import writers
+  rows = [{"step": s, "phase": "pretrain", "recon_loss": 1.0 / s, "recon_mse": 1.0 / s}
+          for s in (10, 20)]
+  rows += [{"step": s, "phase": "gan", "d_loss": 1.3, "g_loss": 0.7, "d_real": 0.6,
+            "d_fake": 0.4, "d_grad_norm": 1.0, "g_grad_norm": 2.0, "k": 0.01} for s in (30, 40)]
+  rows += [{"step": 40, "phase": "eval", "fid_lenet": 40.0, "kid_lenet": 30.0,
+            "kid_lenet_std": 5.0, "recall_lenet": 0.6}]
+  path = tmp_path / "metrics.jsonl"
+  path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+  panels = writers.plot_curves(str(path), str(tmp_path / "curves.png"))
+  assert panels == ["Adversarial losses", "D's mean output on real and generated data",
+                    "Gradient norms", "Reconstruction error", "FID",
+                    "KID (bars: std over subsets)", "Precision, recall, density, coverage",
+                    "gan/k"]  # recon_loss = recon_mse drawn once; kid's std as its error bars
+  assert (tmp_path / "curves.png").stat().st_size > 10_000
