@@ -140,7 +140,9 @@ def _heldout_reconstruction(strategy: Strategy, state: TrainState, dataset: data
   picture = writers.image_grid(np.concatenate(rows), rows=10)
   if not chief:
     return mse
-  writers.save_png(os.path.join(workdir, "samples", "reconstruction.png"), picture)
+  writers.save_png(os.path.join(workdir, "samples", "reconstruction.png"), picture,
+                   caption=f"step {step}: held-out images (rows 1, 3, 5, 7, 9) and their\n"
+                           f"reconstructions (the row below each); held-out MSE {mse:.4f}")
   writer.write_image(step, "reconstruction", picture)
   return mse
 
@@ -441,13 +443,19 @@ def _train_locked(configs: list[config_lib.Config], workdirs: list[str],
     if len(dataset.image_shape) == 1:  # points: a scatter plot over the real data
       samples = np.asarray(generate(mstate, sample_key, writers.SCATTER_SAMPLES))
       if chief:
-        picture = writers.scatter_png(path, samples, np.asarray(dataset.test_images),
-                                      title=f"step {phase_step}")
+        title = f"{m.config.strategy}, step {phase_step}"
+        if m.config.dataset in evaluation.MIXTURES:  # the protocol's score of these very points
+          s = evaluation.mixture_modes(m.config.dataset, samples)
+          title += (f": {s['modes_captured']}/{s['num_modes']} modes, "
+                    f"{s['high_quality_percent']:.1f}% high quality")
+        picture = writers.scatter_png(path, samples, np.asarray(dataset.test_images), title=title)
     else:
       images = np.asarray(generate(mstate, sample_key, m.config.grid_size ** 2))
       picture = writers.image_grid(images, rows=m.config.grid_size)
       if chief:
-        writers.save_png(path, picture)
+        weights = "EMA of G's weights" if m.config.ema_decay else "G's weights"
+        writers.save_png(path, picture, caption=f"{m.config.strategy} on {m.config.dataset}, "
+                         f"step {phase_step}: {len(images)} samples ({weights}, fixed noise)")
     if chief:
       shutil.copyfile(path, os.path.join(m.workdir, "samples", "latest.png"))
       m.writer.write_image(phase_step, "samples", picture)

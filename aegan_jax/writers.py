@@ -26,11 +26,22 @@ def image_grid(images: np.ndarray, rows: int | None = None) -> np.ndarray:
   return (grid * 255 + 0.5).astype(np.uint8)
 
 
-def save_png(path: str, picture: np.ndarray, scale: int = 2) -> None:
+def save_png(path: str, picture: np.ndarray, scale: int = 2, caption: str = "") -> None:
+  """The grid enlarged `scale` times, with `caption` (one line or several) in a band above."""
   os.makedirs(os.path.dirname(path), exist_ok=True)
   img = Image.fromarray(picture[..., 0] if picture.shape[-1] == 1 else picture)
   if scale > 1:
     img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+  if caption:
+    from PIL import ImageDraw
+    lines = caption.splitlines()
+    band = 4 + 13 * len(lines)
+    framed = Image.new(img.mode, (img.width, img.height + band), "white")
+    framed.paste(img, (0, band))
+    draw = ImageDraw.Draw(framed)
+    for i, line in enumerate(lines):
+      draw.text((4, 2 + 13 * i), line, fill="black")
+    img = framed
   img.save(path)
 
 

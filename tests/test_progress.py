@@ -59,3 +59,18 @@ def test_curves_share_axes_by_meaning(tmp_path):
                     "KID (bars: std over subsets)", "Precision, recall, density, coverage",
                     "gan/k"]  # recon_loss = recon_mse drawn once; kid's std as its error bars
   assert (tmp_path / "curves.png").stat().st_size > 10_000
+
+
+def test_grids_carry_their_caption(tmp_path):
+  import numpy as np
+  from PIL import Image
+  from aegan_jax import writers
+  picture = writers.image_grid(np.zeros((4, 8, 8, 1)), rows=2)
+  writers.save_png(str(tmp_path / "plain.png"), picture)
+  writers.save_png(str(tmp_path / "captioned.png"), picture, caption="step 5: 4 samples\nline 2")
+  plain = np.asarray(Image.open(tmp_path / "plain.png"))
+  captioned = np.asarray(Image.open(tmp_path / "captioned.png"))
+  band = captioned.shape[0] - plain.shape[0]
+  assert band == 4 + 13 * 2 and captioned.shape[1] == plain.shape[1]
+  np.testing.assert_array_equal(captioned[band:], plain)  # the grid itself is untouched
+  assert (captioned[:band] < 128).sum() > 50  # text was drawn in the band
