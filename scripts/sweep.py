@@ -513,7 +513,7 @@ def write_csv(path: str, rows: list[dict], axes: list[Axis]) -> None:
 
 
 def plot(path: str, rows: list[dict]) -> bool:
-  """One panel per table metric (at most MAX_PANELS): configurations on x, mean ± se bars."""
+  """One panel per table metric (at most MAX_PANELS): configurations down y, mean ± se bars."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
@@ -523,28 +523,33 @@ def plot(path: str, rows: list[dict]) -> bool:
   groups = {n: rs for n, rs in groups.items() if rs}
   if not metrics or not groups:
     return False
-  cols = min(4, len(metrics))
+  # Configurations down the y axis, so their names read horizontally at a legible size; the
+  # first configuration on top, in every panel.
+  labels = [n if len(n) <= 40 else n[:37] + "..." for n in groups]
+  cols = min(3, len(metrics))
   nrows = math.ceil(len(metrics) / cols)
-  width = max(3.2, 0.35 * len(groups) + 1.5)
-  fig, axs = plt.subplots(nrows, cols, figsize=(width * cols, 3.4 * nrows), dpi=100,
-                          squeeze=False)
-  labels = [n if len(n) <= 32 else n[:29] + "..." for n in groups]
+  height = max(2.4, 0.3 * len(groups) + 1.3)
+  fig, axs = plt.subplots(nrows, cols, figsize=(3.4 * cols + 0.075 * max(map(len, labels)),
+                                               height * nrows),
+                          dpi=100, squeeze=False, sharey=True)
   for ax, metric in zip(axs.flat, metrics):
-    xs, means, errs = [], [], []
+    ys, means, errs = [], [], []
     for i, rs in enumerate(groups.values()):
       vals = [r["final"][metric] for r in rs
               if metric in r["final"] and math.isfinite(r["final"][metric])]
       if vals:
         mean, se = mean_se(vals)
-        xs.append(i)
+        ys.append(i)
         means.append(mean)
         errs.append(se or 0.0)
-    ax.errorbar(xs, means, yerr=errs, fmt="o", capsize=3)
-    ax.set_title(metric, fontsize=8)
-    ax.set_xlim(-0.5, len(labels) - 0.5)
-    ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=6)
-    ax.tick_params(axis="y", labelsize=7)
+    ax.errorbar(means, ys, xerr=errs, fmt="o", capsize=3)
+    ax.set_title(metric, fontsize=10)
+    ax.set_xlabel("mean ± s.e. over seeds", fontsize=9)
+    ax.set_yticks(range(len(labels)))
+    ax.set_yticklabels(labels, fontsize=9)
+    ax.set_ylim(len(labels) - 0.5, -0.5)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.grid(axis="x", alpha=0.3)
   for ax in list(axs.flat)[len(metrics):]:
     ax.axis("off")
   fig.tight_layout()
