@@ -460,6 +460,10 @@ def _train_locked(configs: list[config_lib.Config], workdirs: list[str],
       shutil.copyfile(path, os.path.join(m.workdir, "samples", "latest.png"))
       m.writer.write_image(phase_step, "samples", picture)
 
+  first_step = step
+  if chief and step < total:
+    for m in members:
+      m.writer.write_config(step, m.config.to_dict())
   logging.info("Training %s/%s on %s (%s) for %d steps from step %d in %s%s, on %d device(s) "
                "in %d process(es).", config.strategy, config.arch, config.dataset,
                "x".join(map(str, dataset.image_shape)), total, step, workdirs[0],
@@ -532,7 +536,10 @@ def _train_locked(configs: list[config_lib.Config], workdirs: list[str],
     if chief:
       if os.path.exists(latest_png):
         shutil.copyfile(latest_png, os.path.join(m.workdir, "samples", "final.png"))
-      writers.write_summary(m.workdir, step, m.evaluation)
+      summary = writers.write_summary(m.workdir, step, m.evaluation)
+      if first_step < step == total:  # trained to the end here (not a finished run reopened)
+        m.writer.write_hparams(step, m.config.to_dict(), {
+            k: v for k, v in summary["final"].items() if not k.endswith("steps_per_sec")})
     m.ckpt.close()
     m.writer.close()
   logging.info("Done: %d steps; outputs in %s%s", total, workdirs[0],

@@ -197,6 +197,23 @@ class MetricWriter:
     for k, v in scalars.items():
       self.tb.add_scalar(f"{phase}/{k}", float(v), int(step))
 
+  def write_config(self, step: int, config: dict[str, Any]) -> None:
+    """The run's configuration as text in TensorBoard (its TEXT tab), once per start."""
+    if self.enabled:
+      self.tb.add_text("config", "```\n" + json.dumps(config, indent=1, sort_keys=True)
+                       + "\n```", int(step))
+
+  def write_hparams(self, step: int, config: dict[str, Any], metrics: dict[str, Any]) -> None:
+    """The configuration as hyperparameters and the final metrics beside them (HPARAMS tab),
+    so runs of a sweep can be compared in one table."""
+    if not self.enabled:
+      return
+    hparams = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
+               for k, v in config.items()}
+    finals = {f"final/{k}": float(v) for k, v in metrics.items()
+              if isinstance(v, (int, float)) and math.isfinite(v)}
+    self.tb.add_hparams(hparams, finals, name="hparams", global_step=int(step))
+
   def write_image(self, step: int, tag: str, picture: np.ndarray) -> None:
     if self.enabled:
       self.tb.add_image(tag, picture, int(step), dataformats="HWC")

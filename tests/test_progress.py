@@ -1,5 +1,7 @@
 """The log line's rate leaves out compilation (ETAs per phase add up to the total); the
-curves figure puts related quantities on shared, labelled axes."""
+curves figure puts related quantities on shared, labelled axes; TensorBoard gets the config."""
+
+import os
 
 from aegan_jax.progress import Progress, format_duration
 
@@ -74,3 +76,37 @@ def test_grids_carry_their_caption(tmp_path):
   assert band == 4 + 13 * 2 and captioned.shape[1] == plain.shape[1]
   np.testing.assert_array_equal(captioned[band:], plain)  # the grid itself is untouched
   assert (captioned[:band] < 128).sum() > 50  # text was drawn in the band
+
+
+def _events(directory):
+  """Every Event in the TensorBoard files under `directory` (TFRecord framing, no TensorFlow)."""
+  import struct
+  from tensorboardX.proto import event_pb2
+  out = []
+  for root, _, names in os.walk(directory):
+    for name in names:
+      if "tfevents" not in name:
+        continue
+      with open(os.path.join(root, name), "rb") as f:
+        blob = f.read()
+      i = 0
+      while i < len(blob):
+        (length,) = struct.unpack("<Q", blob[i:i + 8])
+        event = event_pb2.Event()
+        event.ParseFromString(blob[i + 12:i + 12 + length])
+        out.append((os.path.relpath(root, directory), event))
+        i += 12 + length + 4
+  return out
+
+
+def test_tensorboard_gets_the_config_and_final_metrics_as_hparams(tiny, tmp_path):
+  from aegan_jax import train
+  train.train_and_evaluate(tiny(), str(tmp_path))
+  events = _events(str(tmp_path / "tensorboard"))
+  tags = {v.tag for _, e in events for v in e.summary.value}
+  assert any(t.startswith("config") for t in tags)
+  hparams = [e for where, e in events if where == "hparams"]
+  plugin = {v.metadata.plugin_data.plugin_name for e in hparams for v in e.summary.value}
+  assert "hparams" in plugin
+  finals = {v.tag for e in hparams for v in e.summary.value if v.tag.startswith("final/")}
+  assert "final/gan/g_loss" in finals and "final/pretrain/recon_mse" in finals
