@@ -13,6 +13,39 @@ from aegan_jax import cpu, storage
 from aegan_jax.errors import UserError  # noqa: F401 (re-exported for entry points)
 
 
+def grouped_flag_help(choices: dict[str, list[str]], extra: dict[str, list[str]]) -> str:
+  """The experiment's flags by concern, with defaults and, for choice flags, their values:
+  Config's groups (config.flag_groups), then `extra` (title -> flag names of the entry point)."""
+  import dataclasses
+  import textwrap
+  from absl import flags
+  from aegan_jax import config as config_lib
+  fields = {f.name: f for f in dataclasses.fields(config_lib.Config)}
+
+  def shown(value) -> str:
+    if isinstance(value, bool):
+      return str(value).lower()
+    if isinstance(value, (tuple, list)):
+      return ",".join(map(str, value))
+    return repr(value) if value == "" else str(value)
+
+  out = []
+  groups = [(t, [(n, fields[n].default, fields[n].metadata["help"]) for n in names])
+            for t, names in config_lib.flag_groups()]
+  groups += [(t, [(n, flags.FLAGS[n].default, flags.FLAGS[n].help) for n in names])
+             for t, names in extra.items()]
+  for title, entries in groups:
+    out.append(f"\n{title}:")
+    for name, default, help_text in entries:
+      head = f"  --{name}={shown(default)}"
+      if name in choices:
+        head += f"  (one of: {', '.join(choices[name])})"
+      out.append(head)
+      out.extend(textwrap.wrap(help_text, 96, initial_indent="      ",
+                               subsequent_indent="      "))
+  return "\n".join(out) + "\n"
+
+
 def run(main: Callable[[list[str]], None]) -> None:
   """absl's app.run, with UserError printed as `error: ...` and no traceback."""
   def guarded(argv):

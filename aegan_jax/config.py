@@ -320,6 +320,24 @@ def validate(config: Config) -> Config:
 # ----------------------------------------------------------------------------- absl flags
 
 
+def flag_groups() -> list[tuple[str, list[str]]]:
+  """The fields in the groups the Config source's comments draw ('# What to train.', ...), in
+  source order: the one place a flag's group is written is beside the flag."""
+  import inspect
+  import re
+  names = {f.name for f in dataclasses.fields(Config)}
+  groups: list[tuple[str, list[str]]] = []
+  for line in inspect.getsource(Config).splitlines():
+    comment = re.match(r"^  # (.*)$", line)
+    field = re.match(r"^  (\w+): ", line)
+    if comment and (not groups or groups[-1][1]):  # a group's first comment line is its title
+      title = re.split(r"[(:;]", comment.group(1))[0].strip().rstrip(".")
+      groups.append((title, []))
+    elif field and field.group(1) in names and groups:
+      groups[-1][1].append(field.group(1))
+  return [g for g in groups if g[1]]
+
+
 def define_flags(flags_module=None) -> None:
   """Defines one absl flag per Config field (call once, at import of an entry point)."""
   from absl import flags

@@ -5,9 +5,9 @@ overrides:
   python -m experiments.train --workdir=runs/default
   python -m experiments.train --flagfile=experiments/presets/seed.flags --workdir=runs/seed
   python -m experiments.train --strategy=gan --workdir=runs/gan
---print_config prints the resolved configuration, --dry_run builds and compiles one step; neither
-writes anything. Running the same command again on a workdir with a checkpoint resumes it. The batch is split
-over every visible device; several processes (hosts) join with --coordinator_address
+--print_config prints the resolved configuration, --dry_run builds and compiles one step;
+neither writes anything. Running the same command again on a workdir with a checkpoint resumes
+it. The batch is split over every visible device; several processes (hosts) join with --coordinator_address
 --num_processes --process_id (or scripts.launch_local on one machine). --population=K trains K
 runs in one program, in W/member_00 ... W/member_{K-1}.
 """
@@ -32,6 +32,20 @@ flags.DEFINE_boolean("print_config", False, "Print the resolved configuration (p
 flags.DEFINE_boolean("dry_run", False, "Validate the flags, load the data, build the networks and "
                      "compile one training step, print what was built as JSON, and exit; "
                      "writes nothing.")
+
+
+
+def _flag_help() -> str:
+  from aegan_jax import data, losses, models, strategies
+  choices = {"strategy": strategies.STRATEGIES.names(), "dataset": data.DATASETS.names(),
+             "arch": models.ARCHS.names(), "loss": losses.ADVERSARIAL.names()}
+  return cli.grouped_flag_help(choices, {  # this command's own flags follow, absl's listing
+      "Several processes (hosts)": ["coordinator_address", "num_processes", "process_id"]})
+
+
+# absl's --help prints the main module's docstring, then its own flags: the experiment's flags
+# go in the docstring, grouped by concern (--helpfull still lists every flag, absl's way).
+__doc__ += "\nFlags (--helpfull lists absl's too):\n" + _flag_help()
 
 
 def main(argv):

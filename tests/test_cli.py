@@ -25,3 +25,19 @@ def test_print_config_and_dry_run_write_nothing(data_dir, tmp_path):
   missing = run_module("experiments.train", "--strategy=gan", data_dir=data_dir)
   assert missing.returncode == 2 and missing.stderr.strip().splitlines()[-1].startswith(
       "error: --workdir is required")
+
+
+def test_help_groups_the_flags_and_lists_the_choices():
+  shown = run_module("experiments.train", "--help")  # absl exits 1 after printing help
+  text = shown.stdout
+  assert "Traceback" not in shown.stderr
+  titles = ["What to train:", "How long:", "Networks:", "Optimization", "Run control:",
+            "Several processes (hosts):"]
+  positions = [text.index(t) for t in titles]
+  assert positions == sorted(positions)  # in the order of Config's source
+  for line in ("--strategy=ae_pretrain  (one of: aae, ae_pretrain, began, bigan, ebgan, gan, ",
+               "--dataset=mnist5k  (one of: ", "--arch=mlp  (one of: dcgan, mlp)",
+               "--loss=non_saturating  (one of: hinge, lsgan, minimax, non_saturating, wgan)",
+               "--steps=10000\n", "--mlp_hidden=512,512\n", "--workdir:"):
+    assert line in text, line
+  assert text.index("--steps=") < text.index("--latent_dim=")  # grouped, not alphabetical
