@@ -53,3 +53,17 @@ def test_bad_inputs_are_one_line(trained, tmp_path):
     model.reconstruct(np.zeros((2, 8, 8, 1)))
   with pytest.raises(UserError, match="holds no checkpoints"):
     aegan_jax.load(str(tmp_path))
+
+
+def test_the_docs_example_runs(trained, tmp_path):
+  import subprocess
+  import sys
+  from tests.conftest import REPO
+  out = tmp_path / "explore"
+  proc = subprocess.run([sys.executable, os.path.join(REPO, "docs", "examples",
+                                                      "explore_a_model.py"), trained, str(out)],
+                        capture_output=True, text=True, timeout=120,
+                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  for name in ("samples.png", "interpolation.png", "reconstruction.png"):
+    assert (out / name).stat().st_size > 1000
