@@ -105,6 +105,9 @@ def finish(cell: dict, command: list[str], wall_s: float) -> dict:
   result = {**{k: cell[k] for k in ("name", "protocol", "dataset", "entry", "preset")},
             "seeds": len(curves), "final": [c[-1] for c in curves],
             "curve": curves, "wall_seconds": round(wall_s, 1),
+            # The cores this driver could use (`taskset -c 0` gives 1): walls compare only so.
+            "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                         else os.cpu_count(),
             "command": " ".join(shlex.quote(a) for a in ["python"] + command[1:]),
             "config": json.load(open(os.path.join(workdir, "member_00", "config.json")))}
   os.makedirs(FLAGS.out, exist_ok=True)

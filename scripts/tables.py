@@ -30,6 +30,13 @@ PROTOCOL_TITLES = {
 COLUMNS = ("modes_captured", "high_quality_percent", "reverse_kl")
 
 
+def cores(cell: dict) -> str:
+  """The CPU cores the cell's driver could use (cells of 2026-12-04/05 ran with `taskset -c 0`
+  beside other work, but the early ones did not record it)."""
+  n = cell.get("cpu_cores")
+  return f"{n} CPU core{'s' if n != 1 else ''}" if n else "cores not recorded"
+
+
 def mean_se(values) -> str:
   # float(): the cells keep NaN (reverse KL with no high-quality sample) as the string 'nan'.
   v = np.asarray([float(x) for x in values if x is not None and np.isfinite(float(x))],
@@ -46,7 +53,7 @@ def protocol_table(protocol: str, cells: dict, chance: dict) -> list[str]:
   lines = [f"## {title}", ""]
   for dataset in reproduce.DATASETS:
     lines += [f"### {dataset}", "",
-              "| method | seeds | steps | wall (2 CPU cores) | modes | % HQ | reverse KL |",
+              "| method | seeds | steps | wall | modes | % HQ | reverse KL |",
               "|---|---|---|---|---|---|---|"]
     for c in reproduce.all_cells():
       if c["protocol"] != protocol or c["dataset"] != dataset:
@@ -59,7 +66,7 @@ def protocol_table(protocol: str, cells: dict, chance: dict) -> list[str]:
       final = r["final"]
       mark = " — *at chance*" if is_at_chance(final, chance[dataset]) else ""
       lines.append(f"| {name}{mark} | {r['seeds']} | {final[0]['step']:,} | "
-                   f"{r['wall_seconds'] / 60:.1f} min for all seeds | "
+                   f"{r['wall_seconds'] / 60:.1f} min for all seeds, {cores(r)} | "
                    + " | ".join(mean_se([f[k] for f in final]) for k in COLUMNS) + " |")
     lines.append("| uniform cloud over the data's bounding box (chance) | 5 draws | | | "
                  + " | ".join(mean_se([f[k] for f in chance[dataset]]) for k in COLUMNS) + " |")
