@@ -5,8 +5,9 @@
   images = model.sample(16, seed=0)                   # numpy [16, 28, 28, 1] in [0, 1]
 
 The networks are rebuilt from the run's saved configuration and data spec (`spec.json`, the
-example shape and value range the trainer wrote), and the newest checkpoint is
-restored (verified against its checksums); a workdir written before `spec.json` existed falls back to loading the dataset once.
+example shape and value range the trainer wrote), and the newest checkpoint is restored
+(verified against its checksums); a workdir written before `spec.json` existed falls back to
+loading the dataset once.
 Samples use the generator's EMA weights where the run kept them, as the trainer's grids do.
 """
 
@@ -67,6 +68,10 @@ class Model:
     self._generate = jax.jit(lambda z, noise: apply_model(nets.generator, params, stats, z, noise,
                                                           train=False)[0])
     self._latents = jax.jit(nets.latents, static_argnums=1)
+    self._latent_shape = jax.eval_shape(lambda k: nets.latents(k, 1)[0],
+                                        jax.random.key(0)).shape[1:]
+    self._reconstruct = (jax.jit(self.strategy.reconstruct) if self.strategy.has_autoencoder
+                         else None)
 
   @property
   def image_shape(self) -> tuple[int, ...]:
@@ -87,7 +92,7 @@ class Model:
         raise UserError(f"sample(n) needs a positive number of samples or z=..., got n={n}")
       z = self.latents(n, seed)
     z = jnp.asarray(z, jnp.float32)
-    want = self.latents(1)[0].shape
+    want = self._latent_shape
     if z.ndim != 2 or z.shape[1:] != want:
       raise UserError(f"z has shape {tuple(z.shape)}; this model's noise is [n, {want[0]}] "
                       f"(draw it with model.latents(n))")
@@ -106,14 +111,14 @@ class Model:
 
   def reconstruct(self, x: np.ndarray, seed: int = 0) -> np.ndarray:
     """x (numpy [n, *image_shape], in the data's range) through the autoencoder."""
-    if not self.strategy.has_autoencoder:
+    if self._reconstruct is None:
       raise UserError(f"--strategy={self.config.strategy} has no autoencoder to reconstruct "
                       f"with; use a strategy that has one (ae_pretrain, mdgan, vaegan, aae, ...)")
     x = jnp.asarray(x, jnp.float32)
     if x.shape[1:] != tuple(self.image_shape):
       raise UserError(f"x has shape {tuple(x.shape)}; this model reconstructs "
                       f"[n, {', '.join(map(str, self.image_shape))}]")
-    return np.asarray(jax.jit(self.strategy.reconstruct)(self.state, x, jax.random.key(seed)))
+    return np.asarray(self._reconstruct(self.state, x, jax.random.key(seed)))
 
 
 def load(workdir: str, step: Optional[int] = None) -> Model:
