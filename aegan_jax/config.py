@@ -39,7 +39,8 @@ class Config:
   recon_loss: str = _field("mse", "Autoencoder reconstruction loss: mse or bce (Bernoulli).")
 
   # How long.
-  steps: int = _field(10000, "Adversarial (GAN) steps.")
+  steps: int = _field(10000, "Adversarial (GAN) steps; 0 = pretraining only (strategies that "
+                      "pretrain: the autoencoder and its code prior as the generator).")
   pretrain_steps: int = _field(3000, "Autoencoder pretraining steps (strategies that pretrain).")
   batch_size: int = _field(64, "Global batch size.")
 
@@ -234,7 +235,7 @@ INT32_MAX = 2**31 - 1
 
 def validate(config: Config) -> Config:
   """Checks values that no registry lookup catches; raises UserError naming the fix."""
-  positive_ints = ["steps", "steps_per_call", "batch_size", "latent_dim", "code_dim",
+  positive_ints = ["steps_per_call", "batch_size", "latent_dim", "code_dim",
                    "dcgan_channels", "code_components", "code_fit_restarts", "pack",
                    "maxout_pieces",
                    "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "grid_size",
@@ -242,7 +243,9 @@ def validate(config: Config) -> Config:
   for name in positive_ints:
     if getattr(config, name) <= 0:
       raise UserError(f"--{name} must be a positive integer, got {getattr(config, name)}")
-  for name in ["pretrain_steps", "decoder_noise_dim", "eval_every", "classifier_steps"]:
+  # --steps=0 is a strategy's pretraining alone (ae_pretrain: the autoencoder and its code
+  # prior, no adversarial step); a strategy without pretraining refuses it when built.
+  for name in ["steps", "pretrain_steps", "decoder_noise_dim", "eval_every", "classifier_steps"]:
     if getattr(config, name) < 0:
       raise UserError(f"--{name} must be >= 0, got {getattr(config, name)}")
   # Every count ends up in an int32 (the step counter, array shapes, PRNG folds).

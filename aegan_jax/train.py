@@ -374,7 +374,6 @@ def _train_locked(configs: list[config_lib.Config], workdirs: list[str],
   epoch, perm = -1, None
   # Sampling needs no hyperparameter: the first member's networks serve all (one compilation).
   generate = jax.jit(strategy.generate, static_argnums=2)
-  ends = {strategy.phase_start(p) + p.num_steps: p for p in strategy.phases}
   # Counts at which the host acts (logs, saves, samples, evaluates): a chunk of steps may end
   # on one, never pass over one. Epochs bound chunks too (one permutation per call).
   intervals = [config.log_every, config.checkpoint_every, config.sample_every, per_epoch]
@@ -486,7 +485,11 @@ def _train_locked(configs: list[config_lib.Config], workdirs: list[str],
         # (seen with 2 forced devices); a few calls in flight still hide the dispatch.
         jax.block_until_ready(pending[-_MAX_IN_FLIGHT])
       step += n
-      at_end = step in ends and step < total
+      # The phases that begin here, after this one ends (a 0-step phase, e.g. ae_pretrain's
+      # with --steps=0, begins and ends at once: its hook still builds the generator).
+      starting = [i for i, p in enumerate(strategy.phases)
+                  if p is not phase and strategy.phase_start(p) == step]
+      at_end = bool(starting)
       # Read once (the signal may land anywhere in this iteration); with several processes they
       # must agree on the step they stop at, so they compare flags at every log step.
       stopping = (parallel.any_process(stop.requested)
@@ -495,17 +498,19 @@ def _train_locked(configs: list[config_lib.Config], workdirs: list[str],
       if step % config.log_every == 0 or save_now:
         flush(phase)
       if at_end:
-        nxt = strategy.phase_at(step)
         for m, mstate in zip(members, member_states(state)):
           if not phase.adversarial and m.strategy.has_autoencoder:
             mse = _heldout_reconstruction(m.strategy, mstate, dataset,
                                           m.key(_RECON_KEY), m.workdir, m.writer, step, chief)
             logging.info("Held-out reconstruction MSE after %s: %.5f", phase.name, mse)
-        if nxt.begin is not None:
-          state = each_member(state, lambda m, s: m.strategy.phase_at(step).begin(s, dataset))
-      sampling = phase.adversarial and (step % config.sample_every == 0 or step == total)
-      evaluating = evaluator and phase.adversarial and (step % config.eval_every == 0
-                                                        or step == total)
+        for i in starting:
+          if strategy.phases[i].begin is not None:
+            state = each_member(state, lambda m, s: m.strategy.phases[i].begin(s, dataset))
+      # The run ends with the last phase's outputs even when that phase had no step.
+      adversarial = (strategy.phases[-1] if step == total else phase).adversarial
+      sampling = adversarial and (step % config.sample_every == 0 or step == total)
+      evaluating = evaluator and adversarial and (step % config.eval_every == 0
+                                                  or step == total)
       if sampling or evaluating or save_now:
         for i, (m, mstate) in enumerate(zip(members, member_states(state))):
           if sampling:

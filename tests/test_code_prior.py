@@ -1,11 +1,17 @@
 """The Gaussian-mixture code prior: the EM fit, the generator's mixture map, ae_pretrain with it."""
 
+import json
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from aegan_jax import code_prior, data, strategies
+from aegan_jax import code_prior, data, strategies, train
+from aegan_jax.checkpoint import Checkpointer
 from aegan_jax.config import Config
+from aegan_jax.errors import UserError
 from aegan_jax.models.generator import MixtureMap
 from tests.test_strategies import run_steps
 
@@ -68,3 +74,30 @@ def test_ae_pretrain_with_a_mixture_prior_trains():
   samples = strategy.generate(state, jax.random.key(0), 100)
   assert samples.shape == (100, 2) and bool(jnp.all(jnp.isfinite(samples)))
   assert all(np.isfinite(v).all() for m in history for v in m.values())
+
+
+def test_steps_zero_is_the_autoencoder_and_its_prior_alone(tmp_path):
+  """--steps=0: pretraining, then the transition's fit, and no adversarial step: the final
+  generator is the one a longer run starts its adversarial phase from, and the run ends with
+  its samples and its evaluation."""
+  common = dict(dataset="grid", strategy="ae_pretrain", mlp_hidden=(32,), latent_dim=2,
+                code_dim=4, pretrain_steps=30, batch_size=64, code_components=5, log_every=10,
+                sample_every=100, checkpoint_every=100, eval_every=100, eval_metrics="modes")
+  alone = train.train_and_evaluate(Config(steps=0, **common), str(tmp_path / "alone"))
+  train.train_and_evaluate(Config(steps=10, **common), str(tmp_path / "longer"))
+  ckpt = Checkpointer(str(tmp_path / "longer"), 10)
+  at_transition, _ = ckpt.restore_verified(30, jax.eval_shape(lambda: alone))
+  for a, b in zip(jax.tree.leaves(alone.params["generator"]),
+                  jax.tree.leaves(at_transition.params["generator"])):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert int(alone.step) == 30
+  with open(tmp_path / "alone" / "summary.json") as f:
+    summary = json.load(f)
+  assert summary["evaluation"]["step"] == 30
+  assert summary["evaluation"]["metrics"]["modes_captured"] >= 1
+  assert os.path.exists(tmp_path / "alone" / "samples" / "final.png")
+  with open(tmp_path / "alone" / "metrics.jsonl") as f:
+    assert {json.loads(line)["phase"] for line in f} <= {"pretrain", "pretrain_eval", "eval"}
+  with pytest.raises(UserError, match="--steps=0 leaves --strategy=gan nothing to train"):
+    train.train_and_evaluate(Config(dataset="grid", strategy="gan", steps=0), str(tmp_path / "g"))
+  assert not os.path.exists(tmp_path / "g" / "checkpoints")

@@ -28,7 +28,7 @@ def _tree_snapshot(root):
     ("--strategy=vae", "unknown strategy 'vae' for --strategy; choose one of: aae, ae_pretrain"),
     ("--arch=resnet", "unknown arch 'resnet' for --arch; choose one of: dcgan, mlp"),
     ("--loss=wasserstein", "unknown loss 'wasserstein' for --loss; choose one of: hinge, lsgan, minimax"),
-    ("--steps=0", "--steps must be a positive integer, got 0"),
+    ("--steps=-1", "--steps must be >= 0, got -1"),
     ("--batch_size=-8", "--batch_size must be a positive integer, got -8"),
     ("--g_lr=0", "--g_lr must be a positive learning rate"),
     ("--ae_lr=-1e-3", "--ae_lr must be a positive learning rate"),

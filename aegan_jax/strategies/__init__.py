@@ -7,6 +7,7 @@ registered here with one line. `build` refuses the flags a strategy cannot use, 
 
 from types import ModuleType
 
+from aegan_jax.errors import UserError
 from aegan_jax.registry import Registry
 from aegan_jax.strategies import (aae, ae_pretrain, began, bigan, ebgan, gan, mdgan, ragan, vaegan,
                                   veegan)
@@ -45,7 +46,11 @@ def check(config) -> None:
 
 def build(config, spec) -> Strategy:
   check(config)
-  return STRATEGIES.get(config.strategy).build(config, spec)
+  strategy = STRATEGIES.get(config.strategy).build(config, spec)
+  if strategy.total_steps == 0:
+    raise UserError(f"--steps=0 leaves --strategy={config.strategy} nothing to train (it has no "
+                    f"pretraining phase); use --steps > 0")
+  return strategy
 
 
 __all__ = ["STRATEGIES", "Phase", "Strategy", "build"]
