@@ -30,6 +30,9 @@ CELL_DIR = os.path.join("docs", "results", "cells")
 
 # (protocol, strategy entry, extra flags). Each runs on ring and grid, in this order: the
 # short, published protocols first, the 400,000-step PacGAN setup last.
+AE = {"strategy": "ae_pretrain", "weight_init": "default", "code_dim": 8, "latent_dim": 8,
+      "code_components": 32, "code_fit_restarts": 5, "pretrain_steps": 20000,
+      "ae_lr_decay": "true"}
 CELLS = [
     ("unrolled", "gan", {}),
     # The orthogonal (gain 1.4) init of the Unrolled code leaves D flat on the grid (at
@@ -37,6 +40,12 @@ CELLS = [
     ("unrolled", "gan[weight_init=default]", {"weight_init": "default"}),
     ("unrolled", "bigan", {}),
     ("unrolled", "bigan[weight_init=default]", {"weight_init": "default"}),
+    # The seed's question on the setup where gan trains best (flax's default init): the
+    # autoencoder (the protocol's 2x128 tanh nets, code 8-D) with a 32-component mixture
+    # prior, alone (--steps=0), then with the protocol's 25,000 adversarial steps after it.
+    # Same seeds: the second cell's adversarial phase starts from the first cell's generator.
+    ("unrolled", "ae_pretrain[steps=0]", {**AE, "steps": 0}),
+    ("unrolled", "ae_pretrain", AE),
     ("veegan", "veegan", {}),
     # The same init question on the VEEGAN notebook's setup (orthogonal, gain 1.4 there too).
     ("veegan", "veegan[weight_init=default]", {"weight_init": "default"}),
