@@ -14,13 +14,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from aegan_jax.adversarial import Adversary
 from aegan_jax.config import non_default_fields
 from aegan_jax.errors import UserError
 from aegan_jax.losses import ADVERSARIAL
 from aegan_jax.models import ARCHS, apply_model, init_model, mlp
 from aegan_jax.models.composite import AutoencoderDiscriminator, JointDiscriminator
 from aegan_jax.models.generator import Generator
-from aegan_jax.state import TrainState
+from aegan_jax.state import TrainState, adam, apply_gradients
 from aegan_jax.steps import Networks, historical_extras, pack_examples
 
 StepFn = Callable[[TrainState, dict], tuple[TrainState, dict]]
@@ -194,6 +195,21 @@ def energies(nets: Networks, d_params, d_bs, real, fake, energy_fn):
   return energy_fn(real, real_recon), energy_fn(fake, fake_recon), new_bs
 
 
+def energy_d_update(nets: Networks, d_tx, state: TrainState, x, fake, energy_fn, d_loss_fn):
+  """D's Adam step on d_loss_fn(real energies, fake energies) (ebgan, began); returns
+  (new D params, D opt state, D batch stats, D's loss, real energies, fake energies)."""
+  def objective(dp):
+    real_e, fake_e, d_bs = energies(nets, dp, state.batch_stats["discriminator"], x, fake,
+                                    energy_fn)
+    return d_loss_fn(real_e, fake_e), (d_bs, real_e, fake_e)
+
+  (d_loss, (d_bs, real_e, fake_e)), d_grads = jax.value_and_grad(
+      objective, has_aux=True)(state.params["discriminator"])
+  d_params, d_opt = apply_gradients(d_tx, state.params["discriminator"], state.opt_state["d"],
+                                    d_grads)
+  return d_params, d_opt, d_bs, d_loss, real_e, fake_e
+
+
 def joint_networks(config, spec, *, stochastic_encoder: bool) -> Networks:
   """G(z), an encoder x -> z-space (the 'encoder' role), and a joint D(x, z) (bigan, veegan).
 
@@ -208,6 +224,36 @@ def joint_networks(config, spec, *, stochastic_encoder: bool) -> Networks:
   return make_networks(config, spec, discriminator=JointDiscriminator(head, x_net),
                        encoder_code_dim=config.latent_dim,
                        encoder_noise_dim=config.latent_dim if stochastic_encoder else 0)
+
+
+def joint_game(config, spec, *, stochastic_encoder: bool):
+  """(networks, G/E optimizer, D optimizer, the game) of a joint (x, z) game (bigan, veegan)."""
+  return (joint_networks(config, spec, stochastic_encoder=stochastic_encoder),
+          adam(config.g_lr, config), adam(config.d_lr, config), Adversary.from_config(config))
+
+
+def played_discriminator(config, state: TrainState, d_params, d_bs):
+  """The D that G (and E) play against: D before this step's update with
+  --update=simultaneous (both players move from the same point), the updated D otherwise."""
+  if config.update == "simultaneous":
+    return state.params["discriminator"], state.batch_stats["discriminator"]
+  return d_params, d_bs
+
+
+def joint_step_end(state: TrainState, gen_enc: dict, g_opt, g_bs, e_bs, d_params, d_opt,
+                   d_bs) -> TrainState:
+  """The next state of a joint game: G and E (one optimizer, 'g') and D ('d') updated."""
+  return state.advanced(
+      params={**gen_enc, "discriminator": d_params},
+      batch_stats={"generator": g_bs, "encoder": e_bs, "discriminator": d_bs},
+      opt_state={"g": g_opt, "d": d_opt})
+
+
+def joint_strategy(nets: Networks, config, spec, g_tx, d_tx, step: StepFn) -> Strategy:
+  """One adversarial phase of `step`, sampling G, reconstructing x as G(E(x))."""
+  return Strategy(nets=nets, init=adversarial_init(nets, config, spec, g_tx, d_tx, pair_input),
+                  phases=(Phase("gan", config.steps, step),),
+                  reconstruct=generator_reconstruct(nets), ema_decay=config.ema_decay)
 
 
 def pair_input(x, z):

@@ -32,10 +32,9 @@ import jax
 
 from aegan_jax.adversarial import Adversary, update_discriminator
 from aegan_jax.models import apply_model
-from aegan_jax.state import adam
 from aegan_jax.steps import pullback_update
-from aegan_jax.strategies.base import (Phase, Strategy, adversarial_init, generator_reconstruct,
-                                       joint_networks, pair_input)
+from aegan_jax.strategies.base import (Strategy, joint_game, joint_step_end, joint_strategy,
+                                       played_discriminator)
 
 # No spectral_norm: neither the arch encoders nor JointDiscriminator's head normalize their
 # layers. No feature matching, minibatch discrimination or historical averaging: those belong
@@ -50,10 +49,7 @@ def encoder_generator_loss(adv: Adversary, real_pair_logits, fake_pair_logits):
 
 
 def build(config, spec) -> Strategy:
-  nets = joint_networks(config, spec, stochastic_encoder=True)
-  g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
-  adv = Adversary.from_config(config)
-  simultaneous = config.update == "simultaneous"
+  nets, g_tx, d_tx, adv = joint_game(config, spec, stochastic_encoder=True)
 
   def step(state, batch):
     x = batch["image"]
@@ -73,8 +69,7 @@ def build(config, spec) -> Strategy:
     (fake, code), pullback, (g_bs, e_bs) = jax.vjp(forward, ge, has_aux=True)
     d_params, d_opt, d_bs, metrics = update_discriminator(adv, nets.discriminator, d_tx, state,
                                                           (x, code), (fake, z), key_d)
-    played = ((state.params["discriminator"], bs["discriminator"]) if simultaneous
-              else (d_params, d_bs))  # the D that G and E play against
+    played = played_discriminator(config, state, d_params, d_bs)
 
     def objective(outputs):
       fake, code = outputs
@@ -85,12 +80,7 @@ def build(config, spec) -> Strategy:
 
     ge, g_opt, g_norm = pullback_update(g_tx, ge, state.opt_state["g"], pullback,
                                          output_grads, config.n_critic, state.step)
-    state = state.advanced(
-        params={**ge, "discriminator": d_params},
-        batch_stats={"generator": g_bs, "encoder": e_bs, "discriminator": d_bs},
-        opt_state={"g": g_opt, "d": d_opt})
+    state = joint_step_end(state, ge, g_opt, g_bs, e_bs, d_params, d_opt, d_bs)
     return state, {**metrics, "g_loss": g_loss, "g_grad_norm": g_norm}
 
-  return Strategy(nets=nets, init=adversarial_init(nets, config, spec, g_tx, d_tx, pair_input),
-                  phases=(Phase("gan", config.steps, step),),
-                  reconstruct=generator_reconstruct(nets), ema_decay=config.ema_decay)
+  return joint_strategy(nets, config, spec, g_tx, d_tx, step)

@@ -31,7 +31,7 @@ from aegan_jax.errors import UserError
 from aegan_jax.models import apply_model
 from aegan_jax.state import adam, apply_gradients
 from aegan_jax.strategies.base import (Phase, Strategy, adversarial_init, autoencoder_networks,
-                                       discriminator_reconstruct, energies)
+                                       discriminator_reconstruct, energy_d_update)
 
 # The energy replaces the adversarial game and every D regularizer of adversarial.py; the
 # generator's EMA is applied by the trainer, whatever the strategy.
@@ -102,14 +102,8 @@ def build(config, spec) -> Strategy:
 
     fake, g_pullback, g_bs = jax.vjp(generate, state.params["generator"], has_aux=True)
 
-    def d_objective(dp):
-      real_e, fake_e, d_bs = energies(nets, dp, bs["discriminator"], x, fake, energy)
-      return discriminator_loss(real_e, fake_e, margin), (d_bs, real_e, fake_e)
-
-    (d_loss, (d_bs, real_e, fake_e)), d_grads = jax.value_and_grad(
-        d_objective, has_aux=True)(state.params["discriminator"])
-    d_params, d_opt = apply_gradients(d_tx, state.params["discriminator"], state.opt_state["d"],
-                                      d_grads)
+    d_params, d_opt, d_bs, d_loss, real_e, fake_e = energy_d_update(
+        nets, d_tx, state, x, fake, energy, lambda r, f: discriminator_loss(r, f, margin))
 
     def g_objective(v):
       (recon, codes), _ = apply_model(nets.discriminator, d_params, d_bs, v, train=True)

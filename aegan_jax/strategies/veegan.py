@@ -30,13 +30,12 @@ against D before this step's update; the default alternates.
 import jax
 import jax.numpy as jnp
 
-from aegan_jax.adversarial import Adversary, update_discriminator
+from aegan_jax.adversarial import update_discriminator
 from aegan_jax.errors import UserError
 from aegan_jax.models import apply_model
-from aegan_jax.state import adam
 from aegan_jax.steps import pullback_update
-from aegan_jax.strategies.base import (Phase, Strategy, adversarial_init, generator_reconstruct,
-                                       joint_networks, pair_input)
+from aegan_jax.strategies.base import (Strategy, joint_game, joint_step_end, joint_strategy,
+                                       played_discriminator)
 
 # As bigan: the joint D has no spectral norm, and the image-D techniques of gan_step do not
 # apply. Label smoothing keeps D logistic; its optimal logit becomes log (1 - s) p / (q + s p),
@@ -66,10 +65,7 @@ def data_codes(codes: jax.Array, key: jax.Array) -> jax.Array:
 
 def build(config, spec) -> Strategy:
   check(config)  # also done by strategies.build; here so no direct caller gets a non-logistic D
-  nets = joint_networks(config, spec, stochastic_encoder=False)
-  g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
-  adv = Adversary.from_config(config)
-  simultaneous = config.update == "simultaneous"
+  nets, g_tx, d_tx, adv = joint_game(config, spec, stochastic_encoder=False)
 
   def step(state, batch):
     x = batch["image"]
@@ -90,8 +86,7 @@ def build(config, spec) -> Strategy:
     code, _ = apply_model(nets.encoder, gf["encoder"], bs["encoder"], x, train=True)
     d_params, d_opt, d_bs, metrics = update_discriminator(
         adv, nets.discriminator, d_tx, state, (x, data_codes(code, key_code)), (fake, z), key_d)
-    played = ((state.params["discriminator"], bs["discriminator"]) if simultaneous
-              else (d_params, d_bs))  # the D that G and F play against
+    played = played_discriminator(config, state, d_params, d_bs)
 
     def objective(outputs):
       fake, z_rec = outputs
@@ -102,12 +97,7 @@ def build(config, spec) -> Strategy:
 
     gf, g_opt, g_norm = pullback_update(g_tx, gf, state.opt_state["g"], pullback,
                                          output_grads, config.n_critic, state.step)
-    state = state.advanced(
-        params={**gf, "discriminator": d_params},
-        batch_stats={"generator": g_bs, "encoder": e_bs, "discriminator": d_bs},
-        opt_state={"g": g_opt, "d": d_opt})
+    state = joint_step_end(state, gf, g_opt, g_bs, e_bs, d_params, d_opt, d_bs)
     return state, {**metrics, "g_loss": g_loss, "z_recon": z_recon, "g_grad_norm": g_norm}
 
-  return Strategy(nets=nets, init=adversarial_init(nets, config, spec, g_tx, d_tx, pair_input),
-                  phases=(Phase("gan", config.steps, step),),
-                  reconstruct=generator_reconstruct(nets), ema_decay=config.ema_decay)
+  return joint_strategy(nets, config, spec, g_tx, d_tx, step)
