@@ -46,8 +46,18 @@ def grouped_flag_help(choices: dict[str, list[str]], extra: dict[str, list[str]]
   return "\n".join(out) + "\n"
 
 
-def run(main: Callable[[list[str]], None]) -> None:
-  """absl's app.run, with UserError printed as `error: ...` and no traceback."""
+def run(main: Callable[[list[str]], None], command: str = "__main__") -> None:
+  """absl's app.run, with UserError printed as `error: ...` and no traceback.
+
+  `command`: the module that defines main and its flags. absl's --help prints the __main__
+  module's docstring and flags; run through a shim (`python -m experiments.train`) or a console
+  script (`aegan-train`), __main__ is not that module, so its text and flags are lent to it."""
+  if command != "__main__":
+    from absl import flags
+    module = sys.modules[command]
+    sys.modules["__main__"].__doc__ = (
+        (module.__doc__ or "") + "\n" + flags.FLAGS.module_help(command))
+
   def guarded(argv):
     cpu.enable()  # before JAX allocates anything
     quiet_libraries()

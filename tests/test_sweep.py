@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from aegan_jax.errors import UserError
-from scripts import sweep
+from aegan_jax.commands import sweep
 from tests.conftest import run_module
 
 TINY = ["--dataset=grid", "--strategy=gan", "--arch=mlp", "--mlp_hidden=32", "--steps=30",
@@ -38,7 +38,7 @@ def test_values_parse_as_their_field_types():
   assert [a.values for a in axes] == [(True, False), ((128, 128), (64,)), (32,), ("grid",),
                                       (0.999,)]
   command = sweep.train_command("R/c/seed_1", ["--steps=5"], sweep.expand_grid(axes)[0], 1)
-  assert command[:4] == [sys.executable, "-m", "experiments.train", "--workdir=R/c/seed_1"]
+  assert command[:4] == [sys.executable, "-m", "aegan_jax.commands.train", "--workdir=R/c/seed_1"]
   # The swept values come after the common flags (they win over a preset's) and --seed last.
   assert command[4:] == ["--steps=5", "--spectral_norm=true", "--mlp_hidden=128,128",
                          "--batch_size=32", "--dataset=grid", "--ema_decay=0.999", "--seed=1"]
@@ -147,7 +147,7 @@ def test_sigterm_stops_the_running_run_and_starts_no_other(tmp_path):
   # In a fresh interpreter: the signal goes to the whole test process otherwise.
   code = f"""
 import os, signal, sys, threading, time
-from scripts import sweep
+from aegan_jax.commands import sweep
 sweep.interrupt_on_sigterm()
 runs = [{{"config": f"c{{i}}", "seed": 0, "workdir": os.path.join({str(tmp_path)!r}, f"c{{i}}"),
           "command": [sys.executable, "-c", "import time; time.sleep(60)"]}} for i in range(3)]
