@@ -41,11 +41,14 @@ def mean_se(values) -> str:
   # float(): the cells keep NaN (reverse KL with no high-quality sample) as the string 'nan'.
   v = np.asarray([float(x) for x in values if x is not None and np.isfinite(float(x))],
                  np.float64)
+  # A seed without any high-quality sample has no reverse KL: say how many are left out.
+  missing = len(values) - len(v)
+  note = f" ({missing} of {len(values)} seeds undefined: no HQ sample)" if missing else ""
   if not len(v):
     return "undefined"
   if len(v) == 1:
-    return f"{v[0]:.3g}"
-  return f"{v.mean():.3g} ± {v.std(ddof=1) / np.sqrt(len(v)):.2g}"
+    return f"{v[0]:.3g}{note}"
+  return f"{v.mean():.3g} ± {v.std(ddof=1) / np.sqrt(len(v)):.2g}{note}"
 
 
 def protocol_table(protocol: str, cells: dict, chance: dict) -> list[str]:
