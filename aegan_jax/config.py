@@ -54,6 +54,11 @@ class Config:
       "learned",
       "How noise reaches the code space in ae_pretrain: 'gaussian' (a Gaussian fitted to the "
       "training codes, fixed) or 'learned' (the same affine map, then trained adversarially).")
+  anchor_weight: float = _field(
+      0.0, "ae_pretrain: keep the reconstruction loss in the adversarial phase: after each "
+      "GAN step, the generator's decoder takes an Adam step (--g_lr) on this weight times "
+      "||x - Dec(E(x))||^2 with the pretrained, frozen encoder E; 0 = off.",
+      strategy="ae_pretrain")
   ae_lr_decay: bool = _field(
       False, "ae_pretrain: cosine-decay the autoencoder's learning rate to 0 over "
       "--pretrain_steps (a constant Adam step leaves the codes, and so the decoder's precision, "
@@ -294,7 +299,7 @@ def validate(config: Config) -> Config:
     raise UserError(f"unknown --code_mapping {config.code_mapping!r}; choose gaussian or learned")
   for name in ["gp_weight", "r1_weight", "encoder_feature_weight", "historical_weight",
                "mdgan_lambda1", "mdgan_lambda2", "vaegan_gamma", "ebgan_margin",
-               "ebgan_pt_weight", "began_lambda_k", "veegan_recon_weight"]:
+               "ebgan_pt_weight", "began_lambda_k", "veegan_recon_weight", "anchor_weight"]:
     v = getattr(config, name)
     if name == "ebgan_margin" and v == -1:  # auto
       continue

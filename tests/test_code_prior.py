@@ -101,3 +101,29 @@ def test_steps_zero_is_the_autoencoder_and_its_prior_alone(tmp_path):
   with pytest.raises(UserError, match="--steps=0 leaves --strategy=gan nothing to train"):
     train.train_and_evaluate(Config(dataset="grid", strategy="gan", steps=0), str(tmp_path / "g"))
   assert not os.path.exists(tmp_path / "g" / "checkpoints")
+
+
+def test_anchor_keeps_the_decoder_reconstructing_in_the_adversarial_phase():
+  """--anchor_weight: the generator's decoder still reconstructs E(x) after adversarial steps
+  that, without it, move it away (a large G learning rate makes the drift quick)."""
+  from aegan_jax.models import apply_model
+  grid = data.load("grid")
+  errors = {}
+  for weight in (0.0, 10.0):
+    config = Config(dataset="grid", strategy="ae_pretrain", mlp_hidden=(32,), latent_dim=2,
+                    code_dim=4, steps=40, pretrain_steps=60, batch_size=64, code_components=3,
+                    g_lr=1e-2, anchor_weight=weight)
+    strategy = strategies.build(config, grid.spec)
+    _, state, history = run_steps(strategy, grid, 64, strategy.total_steps)
+    if weight:
+      assert all(np.isfinite(m["anchor_recon"]) for m in history[60:])
+    x = jnp.asarray(grid.test_images[:512])
+    h, _ = apply_model(strategy.nets.encoder, state.params["encoder"],
+                       state.batch_stats["encoder"], x, train=False)
+    out, _ = apply_model(strategy.nets.decoder, state.params["generator"]["decoder"], {}, h,
+                         None, train=False)
+    errors[weight] = float(jnp.mean(jnp.square(strategy.nets.output(out) - x)))
+  assert errors[10.0] < 0.5 * errors[0.0], errors
+  with pytest.raises(UserError, match="--anchor_weight is a hyperparameter of --strategy="
+                                      "ae_pretrain, not gan"):
+    strategies.build(Config(dataset="grid", strategy="gan", anchor_weight=1.0), grid.spec)

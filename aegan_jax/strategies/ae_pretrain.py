@@ -31,7 +31,7 @@ from aegan_jax.adversarial import Adversary
 from aegan_jax.errors import UserError
 from aegan_jax.losses import RECONSTRUCTION, mse_linear
 from aegan_jax.models import apply_model
-from aegan_jax.state import adam
+from aegan_jax.state import adam, apply_gradients
 from aegan_jax.steps import GeneratorTechniques, ae_step, gan_step
 from aegan_jax.strategies.base import (GAN_TECHNIQUES, Phase, Strategy, build_networks,
                                        decoder_reconstruct, init_networks, new_state,
@@ -51,6 +51,7 @@ def build(config, spec) -> Strategy:
   ae_lr = (optax.cosine_decay_schedule(config.ae_lr, config.pretrain_steps)
            if config.ae_lr_decay else config.ae_lr)
   ae_tx, d_tx = adam(ae_lr, config), adam(config.d_lr, config)
+  anchor_tx = adam(config.g_lr, config)  # --anchor_weight's decoder step
   if config.code_mapping == "gaussian":  # keep the fitted map fixed, train the decoder only
     g_tx = optax.multi_transform(
         {"train": adam(config.g_lr, config), "fixed": optax.set_to_zero()},
@@ -72,6 +73,8 @@ def build(config, spec) -> Strategy:
         "ae": ae_tx.init({"encoder": params["encoder"], "decoder": params["decoder"]}),
         "g": g_tx.init(params["generator"]),
         "d": d_tx.init(params["discriminator"])}
+    if config.anchor_weight:  # restarted at the transition; here so checkpoints keep one shape
+      opt_state["anchor"] = anchor_tx.init(params["decoder"])
     return new_state(key, params, batch_stats, opt_state, config=config)
 
   @jax.jit
@@ -90,17 +93,41 @@ def build(config, spec) -> Strategy:
                 "decoder": copy(state.params["decoder"])}
     g_bs = ({"decoder": copy(state.batch_stats["decoder"])}
             if state.batch_stats["decoder"] else {})
+    anchor = {"anchor": anchor_tx.init(g_params["decoder"])} if config.anchor_weight else {}
     return restart_averages(state.replace(
         params={**state.params, "generator": g_params},
         batch_stats={**state.batch_stats, "generator": g_bs},
-        opt_state={**state.opt_state, "g": g_tx.init(g_params)}))
+        opt_state={**state.opt_state, "g": g_tx.init(g_params), **anchor}))
+
+  adversarial = functools.partial(gan_step, nets, g_tx, d_tx, Adversary.from_config(config),
+                                  GeneratorTechniques.from_config(config))
+
+  def anchored(state, batch):
+    """The GAN step, then the decoder's reconstruction step (--anchor_weight): what the
+    autoencoder learned stays a term of the decoder's objective."""
+    state, metrics = adversarial(state, batch)
+    x = batch["image"]
+    h = encode(state.params["encoder"], state.batch_stats["encoder"], x)
+    noise = nets.decoder_noise(jax.random.fold_in(state.step_key(), 1), x.shape[0])
+    g_params = state.params["generator"]
+
+    def loss(decoder):
+      logits, _ = apply_model(nets.decoder, decoder, state.batch_stats["generator"].get(
+          "decoder", {}), h, noise, train=False)
+      return recon(logits, x)
+
+    value, grads = jax.value_and_grad(loss)(g_params["decoder"])
+    grads = jax.tree.map(lambda g: config.anchor_weight * g, grads)
+    decoder, anchor_opt = apply_gradients(anchor_tx, g_params["decoder"],
+                                          state.opt_state["anchor"], grads)
+    state = state.replace(params={**state.params, "generator": {**g_params, "decoder": decoder}},
+                          opt_state={**state.opt_state, "anchor": anchor_opt})
+    return state, {**metrics, "anchor_recon": value}
 
   phases = (
       Phase("pretrain", config.pretrain_steps,
             functools.partial(ae_step, nets, ae_tx, recon), adversarial=False),
-      Phase("gan", config.steps,
-            functools.partial(gan_step, nets, g_tx, d_tx, Adversary.from_config(config),
-                              GeneratorTechniques.from_config(config)),
+      Phase("gan", config.steps, anchored if config.anchor_weight else adversarial,
             begin=begin_gan),
   )
   return Strategy(nets=nets, init=init, phases=phases, reconstruct=decoder_reconstruct(nets),
