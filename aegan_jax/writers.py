@@ -67,7 +67,7 @@ def scatter_png(path: str, samples: np.ndarray, real: np.ndarray, title: str = "
   ax.set_aspect("equal")
   ax.legend(loc="upper right", fontsize=7)
   if title:
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10, wrap=True)  # the score line fits the 5-inch figure
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
