@@ -374,6 +374,11 @@ def _train_locked(configs: list[config_lib.Config], workdirs: list[str],
   epoch, perm = -1, None
   # Sampling needs no hyperparameter: the first member's networks serve all (one compilation).
   generate = jax.jit(strategy.generate, static_argnums=2)
+  # step -> the phases (indices) that begin there; a 0-step phase (ae_pretrain's with
+  # --steps=0) begins and ends at once, and its hook still builds the generator.
+  begins: dict[int, list[int]] = {}
+  for i, p in enumerate(strategy.phases[1:], start=1):
+    begins.setdefault(strategy.phase_start(p), []).append(i)
   # Counts at which the host acts (logs, saves, samples, evaluates): a chunk of steps may end
   # on one, never pass over one. Epochs bound chunks too (one permutation per call).
   intervals = [config.log_every, config.checkpoint_every, config.sample_every, per_epoch]
@@ -485,10 +490,7 @@ def _train_locked(configs: list[config_lib.Config], workdirs: list[str],
         # (seen with 2 forced devices); a few calls in flight still hide the dispatch.
         jax.block_until_ready(pending[-_MAX_IN_FLIGHT])
       step += n
-      # The phases that begin here, after this one ends (a 0-step phase, e.g. ae_pretrain's
-      # with --steps=0, begins and ends at once: its hook still builds the generator).
-      starting = [i for i, p in enumerate(strategy.phases)
-                  if p is not phase and strategy.phase_start(p) == step]
+      starting = begins.get(step, [])  # this phase ended; these begin
       at_end = bool(starting)
       # Read once (the signal may land anywhere in this iteration); with several processes they
       # must agree on the step they stop at, so they compare flags at every log step.
