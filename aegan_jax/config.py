@@ -59,6 +59,11 @@ class Config:
       "GAN step, the generator's decoder takes an Adam step (--g_lr) on this weight times "
       "||x - Dec(E(x))||^2 with the pretrained, frozen encoder E; 0 = off.",
       strategy="ae_pretrain")
+  d_warmup_steps: int = _field(
+      0, "ae_pretrain: steps at the start of the adversarial phase in which only D trains, "
+      "against the pretrained generator held still, so G's first gradients come from a D that "
+      "has learned where G and the data differ rather than from a random one; 0 = off.",
+      strategy="ae_pretrain")
   ae_lr_decay: bool = _field(
       False, "ae_pretrain: cosine-decay the autoencoder's learning rate to 0 over "
       "--pretrain_steps (a constant Adam step leaves the codes, and so the decoder's precision, "
@@ -109,6 +114,10 @@ class Config:
   g_lr: float = _field(1e-4, "Generator learning rate.")
   d_lr: float = _field(1e-4, "Discriminator learning rate.")
   ae_lr: float = _field(1e-3, "Autoencoder learning rate.")
+  g_optimizer: str = _field(
+      "adam", "The generator's optimizer: 'adam', or 'sgd' (plain gradient descent at --g_lr: "
+      "a step in proportion to D's gradient, where Adam scales even an uninformative one to a "
+      "full --g_lr step).")
   adam_b1: float = _field(0.5, "Adam beta1.")
   adam_b2: float = _field(0.999, "Adam beta2.")
   seed: int = _field(0, "Random seed; a run is a function of (config, seed).")
@@ -250,7 +259,8 @@ def validate(config: Config) -> Config:
       raise UserError(f"--{name} must be a positive integer, got {getattr(config, name)}")
   # --steps=0 is a strategy's pretraining alone (ae_pretrain: the autoencoder and its code
   # prior, no adversarial step); a strategy without pretraining refuses it when built.
-  for name in ["steps", "pretrain_steps", "decoder_noise_dim", "eval_every", "classifier_steps"]:
+  for name in ["steps", "pretrain_steps", "d_warmup_steps", "decoder_noise_dim", "eval_every",
+               "classifier_steps"]:
     if getattr(config, name) < 0:
       raise UserError(f"--{name} must be >= 0, got {getattr(config, name)}")
   # Every count ends up in an int32 (the step counter, array shapes, PRNG folds).
@@ -260,8 +270,9 @@ def validate(config: Config) -> Config:
     if any(isinstance(x, int) and not isinstance(x, bool) and x > INT32_MAX for x in values):
       raise UserError(f"--{f.name}={v} is past what the program can count (an int32 holds "
                       f"at most {INT32_MAX:,}); choose a smaller value")
-  if config.pretrain_steps + config.steps > INT32_MAX:
-    raise UserError(f"--pretrain_steps + --steps = {config.pretrain_steps + config.steps:,} "
+  if config.pretrain_steps + config.d_warmup_steps + config.steps > INT32_MAX:
+    raise UserError(f"--pretrain_steps + --d_warmup_steps + --steps = "
+                    f"{config.pretrain_steps + config.d_warmup_steps + config.steps:,} "
                     f"steps in all, past the int32 step counter ({INT32_MAX:,}); choose fewer")
   for name in ["g_lr", "d_lr", "ae_lr"]:
     v = getattr(config, name)
@@ -282,6 +293,7 @@ def validate(config: Config) -> Config:
              "d_activation": ("relu", "tanh", "leaky_relu", "maxout"),
              "weight_init": ("default", "orthogonal", "normal"),
              "latent_dist": ("auto", "normal", "uniform"),
+             "g_optimizer": ("adam", "sgd"),
              "update": ("alternating", "simultaneous")}
   for name, allowed in choices.items():
     if getattr(config, name) not in allowed:

@@ -41,6 +41,15 @@ def adam(lr: float | optax.Schedule, config) -> optax.GradientTransformation:
   return optax.adam(lr, b1=config.adam_b1, b2=config.adam_b2)
 
 
+def generator_optimizer(config) -> optax.GradientTransformation:
+  """The generator's optimizer (--g_optimizer): Adam, or SGD whose step shrinks with D's
+  gradient where Adam's does not (a G that already matches the data gets a D gradient that
+  is noise; Adam still moves it --g_lr per step)."""
+  if config.g_optimizer == "sgd":
+    return optax.sgd(config.g_lr)
+  return adam(config.g_lr, config)
+
+
 def apply_gradients(tx: optax.GradientTransformation, params, opt_state, grads):
   updates, opt_state = tx.update(grads, opt_state, params)
   return optax.apply_updates(params, updates), opt_state

@@ -127,3 +127,25 @@ def test_anchor_keeps_the_decoder_reconstructing_in_the_adversarial_phase():
   with pytest.raises(UserError, match="--anchor_weight is a hyperparameter of --strategy="
                                       "ae_pretrain, not gan"):
     strategies.build(Config(dataset="grid", strategy="gan", anchor_weight=1.0), grid.spec)
+
+
+def test_d_warmup_holds_the_generator_while_d_trains():
+  """--d_warmup_steps: between pretraining and the GAN phase, D trains and the generator
+  (built at the transition) stays exactly as built; then the GAN phase moves it."""
+  grid = data.load("grid")
+  config = Config(dataset="grid", strategy="ae_pretrain", mlp_hidden=(32,), latent_dim=2,
+                  code_dim=4, pretrain_steps=30, d_warmup_steps=10, steps=5, batch_size=64)
+  strategy = strategies.build(config, grid.spec)
+  assert [(p.name, p.num_steps) for p in strategy.phases] == [
+      ("pretrain", 30), ("d_warmup", 10), ("gan", 5)]
+  states = {n: run_steps(strategy, grid, 64, n)[1] for n in (31, 40, 45)}
+  leaves = lambda n, net: jax.tree.leaves(states[n].params[net])
+  assert all(np.array_equal(a, b) for a, b in zip(leaves(31, "generator"),
+                                                  leaves(40, "generator")))
+  assert not all(np.array_equal(a, b) for a, b in zip(leaves(31, "discriminator"),
+                                                      leaves(40, "discriminator")))
+  assert not all(np.array_equal(a, b) for a, b in zip(leaves(40, "generator"),
+                                                      leaves(45, "generator")))
+  with pytest.raises(UserError, match="--d_warmup_steps is a hyperparameter of --strategy="
+                                      "ae_pretrain, not gan"):
+    strategies.build(Config(dataset="grid", strategy="gan", d_warmup_steps=5), grid.spec)

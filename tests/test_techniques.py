@@ -5,6 +5,7 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from aegan_jax import strategies
@@ -16,6 +17,7 @@ from aegan_jax.models.mlp import MLPDiscriminator
 from aegan_jax.data import pipeline
 from aegan_jax import data
 from aegan_jax.models import apply_model, init_model
+from tests.test_strategies import run_steps
 
 
 def test_gradient_penalty_of_a_linear_critic():
@@ -150,3 +152,23 @@ def test_feature_matching_changes_the_generator_objective():
 def test_meaningless_combinations_are_refused(kw, message):
   with pytest.raises(UserError, match=re.escape(message)):
     strategies.check(Config(**kw))
+
+
+@pytest.mark.parametrize("name", ["gan", "ae_pretrain"])
+def test_sgd_generator_steps_by_its_gradient(name):
+  """--g_optimizer=sgd: G's step is exactly g_lr times its gradient (norm g_lr x g_grad_norm),
+  where Adam's first step is the same size whatever the gradient's scale."""
+  grid = data.load("grid")
+  sizes = {}
+  for opt in ("sgd", "adam"):
+    ae = dict(code_dim=2, pretrain_steps=5) if name == "ae_pretrain" else {}
+    config = Config(dataset="grid", strategy=name, mlp_hidden=(16,), latent_dim=2, steps=2,
+                    batch_size=32, g_lr=0.05, g_optimizer=opt, **ae)
+    strategy = strategies.build(config, grid.spec)
+    _, before, _ = run_steps(strategy, grid, 32, strategy.total_steps - 1)
+    _, after, history = run_steps(strategy, grid, 32, strategy.total_steps)
+    moved = optax.tree.norm(jax.tree.map(jnp.subtract, after.params["generator"],
+                                         before.params["generator"]))
+    sizes[opt] = (float(moved), 0.05 * float(history[-1]["g_grad_norm"]))
+  np.testing.assert_allclose(*sizes["sgd"], rtol=1e-4)
+  assert abs(sizes["adam"][0] - sizes["adam"][1]) > 0.1 * sizes["adam"][1], sizes

@@ -30,7 +30,7 @@ from aegan_jax.adversarial import Adversary, update_discriminator
 from aegan_jax.errors import UserError
 from aegan_jax.losses import RECONSTRUCTION, mse_linear
 from aegan_jax.models import apply_model, mlp
-from aegan_jax.state import adam, apply_gradients
+from aegan_jax.state import adam, apply_gradients, generator_optimizer
 from aegan_jax.steps import Networks, update_every
 from aegan_jax.strategies.base import (D_TECHNIQUES, Phase, Strategy, generator_reconstruct,
                                        init_networks, make_networks, new_state)
@@ -72,7 +72,7 @@ def build(config, spec) -> Strategy:
   # which keeps bce numerically stable.
   logit_generator = nets.generator.clone(unit_range=False)
   ae_tx, d_tx, e_tx = (adam(config.ae_lr, config), adam(config.d_lr, config),
-                       adam(config.g_lr, config))
+                       generator_optimizer(config))
   adv = Adversary.from_config(config)
 
   def init(key):

@@ -16,7 +16,8 @@ Phase 2 ('gan', --steps): gan_step (D update, then G update) with --loss. With
 may move mass between regions of code space that the Gaussian fit got wrong; with 'gaussian' it
 stays fixed and only the decoder adapts. Every regularizer and improved technique of gan
 applies; --encoder_feature_weight matches the mean pretrained (frozen) code of real and fake
-batches, using what the autoencoder learned as the feature space.
+batches, using what the autoencoder learned as the feature space. --d_warmup_steps puts a phase
+('d_warmup') between the two in which D alone trains against the pretrained generator.
 """
 
 import functools
@@ -31,7 +32,7 @@ from aegan_jax.adversarial import Adversary
 from aegan_jax.errors import UserError
 from aegan_jax.losses import RECONSTRUCTION, mse_linear
 from aegan_jax.models import apply_model
-from aegan_jax.state import adam, apply_gradients
+from aegan_jax.state import adam, apply_gradients, generator_optimizer
 from aegan_jax.steps import GeneratorTechniques, ae_step, gan_step
 from aegan_jax.strategies.base import (GAN_TECHNIQUES, Phase, Strategy, build_networks,
                                        decoder_reconstruct, init_networks, new_state,
@@ -54,10 +55,10 @@ def build(config, spec) -> Strategy:
   anchor_tx = adam(config.g_lr, config)  # --anchor_weight's decoder step
   if config.code_mapping == "gaussian":  # keep the fitted map fixed, train the decoder only
     g_tx = optax.multi_transform(
-        {"train": adam(config.g_lr, config), "fixed": optax.set_to_zero()},
+        {"train": generator_optimizer(config), "fixed": optax.set_to_zero()},
         lambda p: {k: ("fixed" if k == "mapping" else "train") for k in p})
   else:
-    g_tx = adam(config.g_lr, config)
+    g_tx = generator_optimizer(config)
   if spec.unit_range:
     recon = RECONSTRUCTION[config.recon_loss]
   elif config.recon_loss == "mse":
@@ -124,11 +125,22 @@ def build(config, spec) -> Strategy:
                           opt_state={**state.opt_state, "anchor": anchor_opt})
     return state, {**metrics, "anchor_recon": value}
 
+  def discriminator_only(state, batch):
+    """--d_warmup_steps: the GAN step with the generator (weights, statistics, optimizer)
+    held where it was, so only D learns."""
+    new, metrics = adversarial(state, batch)
+    keep = lambda field, key: {**getattr(new, field), key: getattr(state, field)[key]}
+    return new.replace(params=keep("params", "generator"),
+                       batch_stats=keep("batch_stats", "generator"),
+                       opt_state=keep("opt_state", "g")), metrics
+
+  warmup = config.d_warmup_steps
   phases = (
       Phase("pretrain", config.pretrain_steps,
             functools.partial(ae_step, nets, ae_tx, recon), adversarial=False),
+      *([Phase("d_warmup", warmup, discriminator_only, begin=begin_gan)] if warmup else []),
       Phase("gan", config.steps, anchored if config.anchor_weight else adversarial,
-            begin=begin_gan),
+            begin=None if warmup else begin_gan),
   )
   return Strategy(nets=nets, init=init, phases=phases, reconstruct=decoder_reconstruct(nets),
                   ema_decay=config.ema_decay)

@@ -21,7 +21,7 @@ from aegan_jax.losses import ADVERSARIAL
 from aegan_jax.models import ARCHS, apply_model, init_model, mlp
 from aegan_jax.models.composite import AutoencoderDiscriminator, JointDiscriminator
 from aegan_jax.models.generator import Generator
-from aegan_jax.state import TrainState, adam, apply_gradients
+from aegan_jax.state import TrainState, adam, apply_gradients, generator_optimizer
 from aegan_jax.steps import Networks, historical_extras, pack_examples
 
 StepFn = Callable[[TrainState, dict], tuple[TrainState, dict]]
@@ -229,7 +229,7 @@ def joint_networks(config, spec, *, stochastic_encoder: bool) -> Networks:
 def joint_game(config, spec, *, stochastic_encoder: bool):
   """(networks, G/E optimizer, D optimizer, the game) of a joint (x, z) game (bigan, veegan)."""
   return (joint_networks(config, spec, stochastic_encoder=stochastic_encoder),
-          adam(config.g_lr, config), adam(config.d_lr, config), Adversary.from_config(config))
+          generator_optimizer(config), adam(config.d_lr, config), Adversary.from_config(config))
 
 
 def played_discriminator(config, state: TrainState, d_params, d_bs):

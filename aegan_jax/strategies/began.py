@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from aegan_jax.errors import UserError
 from aegan_jax.models import apply_model
-from aegan_jax.state import adam, apply_gradients
+from aegan_jax.state import adam, apply_gradients, generator_optimizer
 from aegan_jax.strategies.base import (Phase, Strategy, adversarial_init, autoencoder_networks,
                                        discriminator_reconstruct, energy_d_update)
 
@@ -67,7 +67,7 @@ def check(config) -> None:
 
 def build(config, spec) -> Strategy:
   nets = autoencoder_networks(config, spec, latent_dist="uniform")  # z ~ U[-1, 1] (the paper)
-  g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
+  g_tx, d_tx = generator_optimizer(config), adam(config.d_lr, config)
   gamma, lambda_k = config.began_gamma, config.began_lambda_k
 
   def step(state, batch):

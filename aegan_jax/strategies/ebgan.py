@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 from aegan_jax.errors import UserError
 from aegan_jax.models import apply_model
-from aegan_jax.state import adam, apply_gradients
+from aegan_jax.state import adam, apply_gradients, generator_optimizer
 from aegan_jax.strategies.base import (Phase, Strategy, adversarial_init, autoencoder_networks,
                                        discriminator_reconstruct, energy_d_update)
 
@@ -87,7 +87,7 @@ def auto_margin(config, spec) -> float:
 
 def build(config, spec) -> Strategy:
   nets = autoencoder_networks(config, spec)
-  g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
+  g_tx, d_tx = generator_optimizer(config), adam(config.d_lr, config)
   margin, pt_weight = auto_margin(config, spec), config.ebgan_pt_weight
 
   def step(state, batch):

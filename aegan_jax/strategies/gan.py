@@ -12,7 +12,7 @@ feature matching, which needs an encoder. With --pack=m, D judges packs of m sam
 import functools
 
 from aegan_jax.adversarial import Adversary
-from aegan_jax.state import adam
+from aegan_jax.state import adam, generator_optimizer
 from aegan_jax.steps import GeneratorTechniques, gan_step
 from aegan_jax.strategies.base import (GAN_TECHNIQUES, Phase, Strategy, adversarial_init,
                                        build_networks, packed_input)
@@ -22,7 +22,7 @@ TECHNIQUES = GAN_TECHNIQUES - {"encoder_feature_weight"}
 
 def build(config, spec) -> Strategy:
   nets = build_networks(config, spec, autoencoder=False)
-  g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
+  g_tx, d_tx = generator_optimizer(config), adam(config.d_lr, config)
 
   step = functools.partial(gan_step, nets, g_tx, d_tx, Adversary.from_config(config),
                            GeneratorTechniques.from_config(config))

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from aegan_jax.adversarial import Adversary, update_discriminator
 from aegan_jax.models import apply_model
-from aegan_jax.state import adam, apply_gradients
+from aegan_jax.state import adam, apply_gradients, generator_optimizer
 from aegan_jax.steps import pack_examples, update_every
 from aegan_jax.strategies.base import (D_TECHNIQUES, Phase, Strategy, adversarial_init,
                                        encoder_networks, generator_reconstruct, packed_input)
@@ -42,7 +42,7 @@ def generator_objective(adv: Adversary, fake_logits, recon, x, recon_logits, lam
 
 def build(config, spec) -> Strategy:
   nets = encoder_networks(config, spec, config.latent_dim)
-  g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
+  g_tx, d_tx = generator_optimizer(config), adam(config.d_lr, config)
   adv = Adversary.from_config(config)
   pack = lambda v: pack_examples(v, config.pack)
 

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from aegan_jax.errors import UserError
 from aegan_jax.models import apply_model
-from aegan_jax.state import adam, apply_gradients
+from aegan_jax.state import adam, apply_gradients, generator_optimizer
 from aegan_jax.strategies.base import Phase, Strategy, adversarial_init, build_networks
 
 TECHNIQUES = frozenset({"ema_decay"})  # the flags it honours; the others are refused
@@ -32,7 +32,7 @@ def relativistic_loss(more_real, less_real):
 
 def build(config, spec) -> Strategy:
   nets = build_networks(config, spec, autoencoder=False)
-  g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
+  g_tx, d_tx = generator_optimizer(config), adam(config.d_lr, config)
 
   def step(state, batch):
     x, bs, params = batch["image"], state.batch_stats, state.params

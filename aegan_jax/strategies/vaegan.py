@@ -41,7 +41,7 @@ import optax
 from aegan_jax.adversarial import Adversary, update_discriminator
 from aegan_jax.errors import UserError
 from aegan_jax.models import apply_model
-from aegan_jax.state import adam, apply_gradients
+from aegan_jax.state import adam, apply_gradients, generator_optimizer
 from aegan_jax.steps import update_every
 from aegan_jax.strategies.base import (D_TECHNIQUES, Phase, Strategy, adversarial_init,
                                        encoder_networks, generator_reconstruct)
@@ -90,7 +90,7 @@ def check(config) -> None:
 def build(config, spec) -> Strategy:
   latent_dim = config.latent_dim
   nets = encoder_networks(config, spec, 2 * latent_dim)
-  g_tx, d_tx = adam(config.g_lr, config), adam(config.d_lr, config)
+  g_tx, d_tx = generator_optimizer(config), adam(config.d_lr, config)
   adv = Adversary.from_config(config)
 
   def step(state, batch):
