@@ -105,6 +105,10 @@ def compile_phase(config: config_lib.Config, strategy: Strategy, phase_name: str
   step = one if population == 1 else jax.vmap(one, in_axes=(0, None, 0, 0))
 
   def run(state, data, perm, hparams):
+    with jax.sharding.use_abstract_mesh(dp.mesh.abstract_mesh):  # what the layers trace for
+      return run_steps(state, data, perm, hparams)
+
+  def run_steps(state, data, perm, hparams):
     if steps_per_call == 1:
       state, metrics = step(state, data, perm, hparams)
       return state, jax.tree.map(lambda m: m[None], metrics)

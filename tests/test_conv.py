@@ -112,3 +112,17 @@ def test_auto_is_fast_on_cpu_and_names_are_checked():
   assert conv.resolve("auto") == ("fast" if jax.default_backend() == "cpu" else "stock")
   with pytest.raises(ValueError, match="unknown conv impl"):
     conv.resolve("fastest")
+
+
+def test_batch_pieces_follow_the_mesh_traced_for_not_the_process():
+  """The kernel gradient is summed over batch pieces on a one-device mesh (or none) and taken
+  whole on a mesh of two, whatever devices this process has."""
+  x, k = jnp.ones((256, 8, 8, 16)), jnp.ones((4, 4, 16, 16))
+  count = lambda: str(jax.make_jaxpr(jax.grad(lambda k: conv.conv(x, k).sum()))(k)).count(
+      "conv_general_dilated")
+  alone = count()
+  with jax.sharding.use_abstract_mesh(jax.sharding.AbstractMesh((1,), ("data",))):
+    assert count() == alone
+  with jax.sharding.use_abstract_mesh(jax.sharding.AbstractMesh((2,), ("data",))):
+    whole = count()
+  assert alone >= whole + 256 // 32 - 1, (alone, whole)  # at least the 8 kernel-grad pieces

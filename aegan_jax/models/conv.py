@@ -29,7 +29,8 @@ how XLA is asked to compute them changes (`--conv_impl`):
     conv_transpose(x, K)         = input gradient of conv(., adjoint(K)) at x
     d conv_transpose(x, K) / dx  = conv(g, adjoint(K))
     d conv_transpose(x, K) / dK  = adjoint(kernel gradient of conv with input g, gradient x)
-- 'auto' (default): 'fast' on CPU, 'stock' elsewhere, decided when the layer is traced.
+- 'auto' (default): 'fast' on CPU, 'stock' elsewhere, decided when the layer is traced, by
+  the platform of the mesh it is traced for.
 """
 
 import flax.linen as nn
@@ -49,20 +50,31 @@ _INPUT_GRAD_ROWS = 128
 _NARROW = 8  # input channels below which the input gradient is XLA's own and chunks are small
 
 
+# The graph depends on the mesh the computation is traced for, not on the process: the
+# trainer traces its steps under `jax.sharding.use_abstract_mesh(mesh)` (a notebook may do the
+# same, or use `jax.set_mesh`); with no mesh set, one device of the default backend.
 def batch_pieces_ok(n: int, rows: int) -> bool:
   """Whether a batch of n rows may be cut into pieces of `rows` (more than one, all equal).
 
-  Only on one device: a batch sharded over several would be resharded piece by piece.
+  Only on a mesh of one device: a batch sharded over several would be resharded piece by
+  piece.
   """
-  return n > rows and n % rows == 0 and jax.device_count() == 1
+  mesh = jax.sharding.get_abstract_mesh()
+  return n > rows and n % rows == 0 and (mesh.empty or mesh.size == 1)
+
+
+def _platform() -> str:
+  mesh = jax.sharding.get_abstract_mesh()
+  device = None if mesh.empty else getattr(mesh, "abstract_device", None)
+  return device.platform if device is not None else jax.default_backend()
 
 
 def resolve(impl: str) -> str:
-  """'auto' -> the formulation for the default backend."""
+  """'auto' -> the formulation for the platform of the mesh being traced for."""
   if impl not in IMPLS:
     raise ValueError(f"unknown conv impl {impl!r}; choose from {IMPLS}")
   if impl == "auto":
-    return "fast" if jax.default_backend() == "cpu" else "stock"
+    return "fast" if _platform() == "cpu" else "stock"
   return impl
 
 
