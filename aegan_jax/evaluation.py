@@ -1,23 +1,32 @@
-"""Evaluation protocols: what to sample, which metric fits which dataset, and the record.
+"""Evaluation protocols: which metric fits which dataset, how it is measured, and the record.
 
-Each result carries its protocol next to the number (sample counts, seed, geometry or
-feature network), so a figure can be set beside a published one only when they match.
+A dataset carries its protocol where it is registered (aegan_jax.data.Protocol: points around
+known modes, Stacked MNIST's digit triples, or images, and whether a domain classifier is
+trained on it); a metric is an entry of METRICS below, saying which kinds of data it measures
+and how. A new metric is one function plus one registry line. Each result carries its protocol
+next to the number (sample counts, seed, geometry or feature network), so a figure can be set
+beside a published one only when they match.
 """
 
-import os
+import dataclasses
+from typing import Callable
 
 import jax
 import numpy as np
 
+from aegan_jax import data as data_lib
 from aegan_jax.errors import UserError
 from aegan_jax.metrics import modes as modes_lib
+from aegan_jax.registry import Registry
 
-# The 2-D benchmarks' geometry (VEEGAN protocol; docs/protocols.md section 1).
-MIXTURES = {
-    "ring": (modes_lib.ring_means, modes_lib.RING_STD),
-    "grid": (modes_lib.grid_means, modes_lib.GRID_STD),
-}
-VEEGAN_SAMPLES = 2500
+VEEGAN_SAMPLES = 2500     # the 2-D protocol's samples (docs/protocols.md section 1)
+STACKED_SAMPLES = 26_000  # docs/protocols.md section 2
+KID_SUBSET = 1000
+
+
+def _datasets_of(*kinds: str) -> list[str]:
+  """The registered datasets whose protocol is one of `kinds`, in registration order."""
+  return [n for n, e in data_lib.DATASETS.items() if e.protocol.kind in kinds]
 
 
 def sample(strategy, state, num: int, seed: int, chunk: int = 10_000,
@@ -32,10 +41,11 @@ def sample(strategy, state, num: int, seed: int, chunk: int = 10_000,
 
 def mixture_modes(dataset: str, samples: np.ndarray) -> dict:
   """The VEEGAN protocol on 2-D samples: modes captured, % HQ (within 3 std), reverse KL."""
-  if dataset not in MIXTURES:
-    raise UserError(f"the mode protocol for 2-D samples fits ring and grid, not {dataset!r}")
-  means_fn, std = MIXTURES[dataset]
-  means = means_fn()
+  protocol = data_lib.protocol(dataset)
+  if protocol.kind != "mixture":
+    raise UserError(f"the mode protocol for 2-D samples fits "
+                    f"{' and '.join(_datasets_of('mixture'))}, not {dataset!r}")
+  means, std = protocol.mode_means(), protocol.mode_std
   stats = modes_lib.mode_stats(samples, means, std)
   return {"modes_captured": stats["modes_captured"], "num_modes": len(means),
           "high_quality_percent": 100.0 * stats["high_quality_fraction"],
@@ -57,24 +67,140 @@ def chance_modes(dataset: str, low: np.ndarray, high: np.ndarray, draws: int = 5
 
 # ----------------------------------------------------------------------------- all metrics
 
-IMAGE_METRICS = ("fid", "kid", "is", "pr", "dc", "classes")
-ALL_METRICS = IMAGE_METRICS + ("modes",)
-# What 'auto' measures after training: everything but the Inception score, whose reading on a
-# domain classifier's 10 classes says little that the class histogram ("classes") does not.
-AUTO_FINAL_IMAGE_METRICS = ("fid", "kid", "pr", "dc", "classes")
-MODE_DATASETS = ("ring", "grid", "stacked_mnist")
-STACKED_SAMPLES = 26_000  # docs/protocols.md section 2
-CLASSIFIER_DATASETS = ("mnist5k", "mnist", "fashion_mnist", "kmnist")
-# 'auto' during training stays cheap (FID: ~1 s on 10k samples; KID's 100 subsets alone cost
-# ~5 s and pushed the default run's overhead to 11 %); after training it is everything.
-AUTO_TRAINING_IMAGE_METRICS = ("fid",)
-
 
 class FeatureNet:
   """features(images) -> [N, D] and logits(images) -> [N, C], plus a description."""
 
   def __init__(self, name: str, features, logits, info: dict):
     self.name, self.features, self.logits, self.info = name, features, logits, info
+
+
+class Measurement:
+  """One evaluation of one generator: its samples drawn once per count (one seed), their
+  features, and the evaluator's cached real features, shared by the metrics that need them."""
+
+  def __init__(self, evaluator: "Evaluator", strategy, state, seed: int):
+    self.evaluator, self.seed = evaluator, seed
+    self.dataset = evaluator.dataset
+    self.protocol = data_lib.protocol(evaluator.dataset.name)
+    self._draw = lambda num: evaluator._sample(strategy, state, num, seed)
+    self._samples, self._features = {}, None
+
+  def samples(self, num: int) -> np.ndarray:
+    if num not in self._samples:
+      self._samples[num] = self._draw(num)
+    return self._samples[num]
+
+  def images(self) -> np.ndarray:
+    """The image metrics' samples (--eval_samples of them)."""
+    return self.samples(self.evaluator.num_samples)
+
+  def fake_features(self) -> np.ndarray:
+    if self._features is None:
+      self._features = self.evaluator.net.features(self.images())
+    return self._features
+
+  def real_features(self) -> np.ndarray:
+    return self.evaluator._real_features()
+
+  @property
+  def tag(self) -> str:
+    return self.evaluator.net.name
+
+  def pr_subset(self) -> np.ndarray:
+    """k-NN metrics compare equal-size sets: a seeded subset of the real features."""
+    n = len(self.real_features())
+    return np.random.default_rng(self.seed).permutation(n)[:len(self.fake_features())]
+
+  def images_protocol(self) -> dict:
+    real, fake = self.real_features(), self.fake_features()
+    return {"images": {**self.evaluator.net.info, "generated_samples": int(len(fake)),
+                       "real_samples": int(len(real)), "real_split": "train",
+                       "pr_dc_real_samples": int(min(len(real), len(fake))),
+                       "pr_k": 3, "dc_k": 5, "kid_subset_size": KID_SUBSET}}
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+  """A metric: the kinds of data it measures (aegan_jax.data.Protocol.kind) and
+  measure(Measurement) -> (scalars, protocol entries)."""
+  kinds: tuple[str, ...]
+  measure: Callable[[Measurement], tuple[dict, dict]]
+  features: bool = True       # reads a feature network (a domain classifier's or Inception's)
+  auto_final: bool = False    # in 'auto' after training
+  auto_training: bool = False  # in 'auto' during training (cheap: FID is ~1 s on 10k samples)
+
+
+def _modes(m: Measurement) -> tuple[dict, dict]:
+  if m.protocol.kind == "mixture":
+    r = mixture_modes(m.dataset.name, m.samples(VEEGAN_SAMPLES))
+    return ({"modes_captured": r["modes_captured"],
+             "high_quality_percent": r["high_quality_percent"], "reverse_kl": r["reverse_kl"]},
+            {"modes": {**r["protocol"], "num_modes": r["num_modes"], "counts": r["counts"]}})
+  from aegan_jax.features import classifier as classifier_lib
+  digits = m.evaluator.digits
+  labels = classifier_lib.classify_channels(digits, m.samples(STACKED_SAMPLES))
+  r = modes_lib.count_modes_from_labels(labels, 1000)
+  return ({"modes_captured": r["modes_captured"], "reverse_kl": r["reverse_kl"]},
+          {"modes": {"samples": STACKED_SAMPLES, "num_modes": 1000,
+                     "classifier": digits.meta.get("dataset"),
+                     "classifier_test_accuracy": digits.meta.get("test_accuracy")}})
+
+
+def _classes(m: Measurement) -> tuple[dict, dict]:
+  counts = class_counts(m.evaluator.labeller(m.images()))
+  return ({"min_class_share": float(counts.min() / counts.sum()),
+           "max_class_share": float(counts.max() / counts.sum())},
+          {"classes": {"counts": counts.tolist(), "samples": int(counts.sum()),
+                       "classifier": f"LeNet domain classifier trained on {m.dataset.name}"}})
+
+
+def _fid(m: Measurement) -> tuple[dict, dict]:
+  from aegan_jax.metrics.fid import fid
+  return {f"fid_{m.tag}": fid(m.real_features(), m.fake_features())}, m.images_protocol()
+
+
+def _kid(m: Measurement) -> tuple[dict, dict]:
+  from aegan_jax.metrics.kid import kid
+  mean, std = kid(m.real_features(), m.fake_features(), subset_size=KID_SUBSET, seed=m.seed)
+  return {f"kid_{m.tag}": mean, f"kid_{m.tag}_std": std}, m.images_protocol()
+
+
+def _inception_score(m: Measurement) -> tuple[dict, dict]:
+  from aegan_jax.metrics.inception_score import inception_score
+  mean, std = inception_score(m.evaluator.net.logits(m.images()))
+  return {f"is_{m.tag}": mean, f"is_{m.tag}_std": std}, m.images_protocol()
+
+
+def _precision_recall(m: Measurement) -> tuple[dict, dict]:
+  from aegan_jax.metrics.precision_recall import precision_recall
+  p, r = precision_recall(m.real_features()[m.pr_subset()], m.fake_features(), k=3)
+  return {f"precision_{m.tag}": p, f"recall_{m.tag}": r}, m.images_protocol()
+
+
+def _density_coverage(m: Measurement) -> tuple[dict, dict]:
+  from aegan_jax.metrics.precision_recall import density_coverage
+  d, c = density_coverage(m.real_features()[m.pr_subset()], m.fake_features(), k=5)
+  return {f"density_{m.tag}": d, f"coverage_{m.tag}": c}, m.images_protocol()
+
+
+# Measured in this order. 'auto' after training is everything that fits but the Inception
+# score, whose reading on a domain classifier's 10 classes says little that the class
+# histogram ("classes") does not; during training, FID alone (KID's 100 subsets cost ~5 s and
+# pushed the default run's overhead to 11 %).
+METRICS: Registry[Metric] = Registry("metric", "eval_metrics")
+METRICS.register("modes")(Metric(("mixture", "stacked"), _modes, features=False))
+METRICS.register("classes")(Metric(("images",), _classes, features=False, auto_final=True))
+METRICS.register("fid")(Metric(("images", "stacked"), _fid, auto_final=True,
+                               auto_training=True))
+METRICS.register("kid")(Metric(("images", "stacked"), _kid, auto_final=True))
+METRICS.register("is")(Metric(("images", "stacked"), _inception_score))
+METRICS.register("pr")(Metric(("images", "stacked"), _precision_recall, auto_final=True))
+METRICS.register("dc")(Metric(("images", "stacked"), _density_coverage, auto_final=True))
+
+
+def _image_metric(name: str) -> bool:
+  return "images" in METRICS.get(name).kinds
 
 
 def _classifier_net(dataset: str, data_dir: str, classifier_steps: int | None = None
@@ -108,46 +234,60 @@ def resolve_metrics(requested: str, dataset: str, data_dir: str, inception_weigh
   when first needed (`_domain_classifier`), except in a multi-process run, where it must be
   trained beforehand (the note says how).
   """
-  image_data = dataset not in MIXTURES
+  protocol = data_lib.protocol(dataset)
+  kind = protocol.kind
   has_features = bool(inception_weights) or (
-      dataset in CLASSIFIER_DATASETS and _classifier_available(dataset, data_dir))
+      protocol.classifier and _classifier_available(dataset, data_dir))
   if requested.strip() == "auto":
-    if dataset in MODE_DATASETS and dataset != "stacked_mnist":
+    if kind == "mixture":
       return ["modes"], ""
-    if dataset == "stacked_mnist":
+    if kind == "stacked":
       digits = _stacked_digit_classifier(data_dir, missing_ok=True)
       return (["modes"], "") if digits else ([], _train_hint("mnist5k"))
     if has_features:
-      chosen = AUTO_TRAINING_IMAGE_METRICS if during_training else AUTO_FINAL_IMAGE_METRICS
-      if inception_weights:  # ImageNet classes are not the dataset's classes
-        chosen = tuple(m for m in chosen if m != "classes")
-      return list(chosen), ""
-    return [], (_train_hint(dataset) if dataset in CLASSIFIER_DATASETS
+      # ImageNet classes are not the dataset's classes: no class histogram from Inception.
+      chosen = [n for n, m in METRICS.items() if "images" in m.kinds
+                and (m.auto_training if during_training else m.auto_final)
+                and not (inception_weights and not m.features)]
+      return _in_order(chosen), ""
+    return [], (_train_hint(dataset) if protocol.classifier
                 else f"image metrics on {dataset} need --inception_weights")
   metrics = [m.strip() for m in requested.split(",") if m.strip()]
+  names = [n for n, _ in METRICS.items()]
   for m in metrics:
-    if m not in ALL_METRICS:
+    if m not in names:
       raise UserError(f"unknown metric {m!r} in --eval_metrics; choose from "
-                      f"{', '.join(ALL_METRICS)} (or auto)")
+                      f"{', '.join(names)} (or auto)")
   for m in metrics:
-    if m == "modes" and dataset not in MODE_DATASETS:
-      raise UserError(f"--eval_metrics=modes fits {', '.join(MODE_DATASETS)} (data with known "
+    if m == "modes" and kind not in METRICS.get("modes").kinds:
+      raise UserError(f"--eval_metrics=modes fits "
+                      f"{', '.join(_datasets_of(*METRICS.get('modes').kinds))} (data with known "
                       f"modes), not {dataset!r}; use fid,kid,pr,dc there")
-    if m in IMAGE_METRICS and not image_data:
+    if _image_metric(m) and kind == "mixture":
       raise UserError(f"{m} measures images; {dataset!r} is 2-D points: use --eval_metrics=modes")
-    if m == "classes" and dataset not in CLASSIFIER_DATASETS:
+    if m == "classes" and not protocol.classifier:
+      classified = [n for n, e in data_lib.DATASETS.items() if e.protocol.classifier]
       raise UserError(f"classes counts the samples of each class with a domain classifier, "
-                      f"which {dataset!r} lacks; it fits {', '.join(CLASSIFIER_DATASETS)}")
-    if m in IMAGE_METRICS and dataset == "stacked_mnist" and not inception_weights:
-      raise UserError(f"{m} on stacked_mnist needs --inception_weights (the domain classifier "
+                      f"which {dataset!r} lacks; it fits {', '.join(classified)}")
+    if _image_metric(m) and kind == "stacked" and not inception_weights:
+      raise UserError(f"{m} on {dataset} needs --inception_weights (the domain classifier "
                       f"reads single digits); use --eval_metrics=modes")
-    if m in IMAGE_METRICS and not has_features:
-      if dataset in CLASSIFIER_DATASETS:
+    if _image_metric(m) and not has_features:
+      if protocol.classifier:
         raise UserError(f"{m} needs a feature network: {_train_hint(dataset)} "
                         f"(or pass --inception_weights)")
       raise UserError(f"{m} on {dataset!r} needs --inception_weights=FILE (see README: "
                       f"'FID with Inception features')")
+    if kind not in METRICS.get(m).kinds:
+      fits = ", ".join(_datasets_of(*METRICS.get(m).kinds))
+      raise UserError(f"--eval_metrics={m} fits {fits}, not {dataset!r}; leave it out there")
   return metrics, ""
+
+
+def _in_order(chosen: list[str]) -> list[str]:
+  """`chosen` in the order 'auto' has always listed them (fid, kid, pr, dc, classes)."""
+  order = ["fid", "kid", "is", "pr", "dc", "classes"]
+  return sorted(chosen, key=lambda n: order.index(n) if n in order else len(order))
 
 
 def _classifier_exists(dataset: str, data_dir: str) -> bool:
@@ -210,14 +350,15 @@ class Evaluator:
     if any(m in ("pr", "dc") for m in metrics) and num_samples < 10:
       raise UserError(f"pr and dc need k-nearest neighbours among at least 10 samples, got "
                       f"{num_samples}; raise --eval_samples/--num_samples")
-    if any(m in IMAGE_METRICS and m != "classes" for m in metrics):
+    if any(METRICS.get(m).features for m in metrics):
       self.net = (_inception_net(inception_weights) if inception_weights
                   else _classifier_net(dataset.name, data_dir, classifier_steps))
     # The class histogram reads the domain classifier's labels, whatever the feature network.
     self.labeller = (_domain_classifier(dataset.name, data_dir, classifier_steps).logits
                      if "classes" in metrics else None)
+    stacked = data_lib.protocol(dataset.name).kind == "stacked"
     self.digits = (_stacked_digit_classifier(data_dir, steps=classifier_steps)
-                   if "modes" in metrics and dataset.name == "stacked_mnist" else None)
+                   if "modes" in metrics and stacked else None)
     self._generate = {}  # one compiled sampler per strategy, reused at every evaluation
 
   def _sample(self, strategy, state, num: int, seed: int) -> np.ndarray:
@@ -233,66 +374,16 @@ class Evaluator:
 
   def __call__(self, strategy, state, seed: int = 0, final: bool = False) -> tuple[dict, dict]:
     """(scalars, protocol): flat numbers for logs, and what each was measured with."""
-    metrics = self.final_metrics if final else self.metrics
-    from aegan_jax.metrics.fid import fid
-    from aegan_jax.metrics.inception_score import inception_score
-    from aegan_jax.metrics.kid import kid
-    from aegan_jax.metrics.precision_recall import density_coverage, precision_recall
+    requested = self.final_metrics if final else self.metrics
+    measurement = Measurement(self, strategy, state, seed)
     scalars, protocol = {}, {}
-    name = self.dataset.name
-    if "modes" in metrics and name in MIXTURES:
-      r = mixture_modes(name, self._sample(strategy, state, VEEGAN_SAMPLES, seed))
-      scalars.update(modes_captured=r["modes_captured"],
-                     high_quality_percent=r["high_quality_percent"], reverse_kl=r["reverse_kl"])
-      protocol["modes"] = {**r["protocol"], "num_modes": r["num_modes"], "counts": r["counts"]}
-    if "modes" in metrics and name == "stacked_mnist":
-      from aegan_jax.features import classifier as classifier_lib
-      images = self._sample(strategy, state, STACKED_SAMPLES, seed)
-      labels = classifier_lib.classify_channels(self.digits, images)
-      r = modes_lib.count_modes_from_labels(labels, 1000)
-      scalars.update(modes_captured=r["modes_captured"], reverse_kl=r["reverse_kl"])
-      protocol["modes"] = {"samples": STACKED_SAMPLES, "num_modes": 1000,
-                           "classifier": self.digits.meta.get("dataset"),
-                           "classifier_test_accuracy": self.digits.meta.get("test_accuracy")}
-    image_metrics = [k for k in metrics if k in IMAGE_METRICS]
-    if image_metrics:
-      fake = self._sample(strategy, state, self.num_samples, seed)
-    if "classes" in image_metrics:
-      counts = class_counts(self.labeller(fake))
-      scalars["min_class_share"] = float(counts.min() / counts.sum())
-      scalars["max_class_share"] = float(counts.max() / counts.sum())
-      protocol["classes"] = {"counts": counts.tolist(), "samples": int(counts.sum()),
-                             "classifier": f"LeNet domain classifier trained on {name}"}
-    image_metrics = [k for k in image_metrics if k != "classes"]
-    if image_metrics:
-      fake_features = self.net.features(fake)
-      real = self._real_features()
-      tag = self.net.name
-      if "fid" in image_metrics:
-        scalars[f"fid_{tag}"] = fid(real, fake_features)
-      if "kid" in image_metrics:
-        mean, std = kid(real, fake_features, subset_size=KID_SUBSET, seed=seed)
-        scalars[f"kid_{tag}"], scalars[f"kid_{tag}_std"] = mean, std
-      if "is" in image_metrics:
-        mean, std = inception_score(self.net.logits(fake))
-        scalars[f"is_{tag}"], scalars[f"is_{tag}_std"] = mean, std
-      # k-NN metrics compare equal-size sets: a seeded subset of the real features.
-      subset = np.random.default_rng(seed).permutation(len(real))[:len(fake_features)]
-      if "pr" in image_metrics:
-        p, r = precision_recall(real[subset], fake_features, k=3)
-        scalars[f"precision_{tag}"], scalars[f"recall_{tag}"] = p, r
-      if "dc" in image_metrics:
-        d, c = density_coverage(real[subset], fake_features, k=5)
-        scalars[f"density_{tag}"], scalars[f"coverage_{tag}"] = d, c
-      protocol["images"] = {**self.net.info, "generated_samples": int(len(fake_features)),
-                            "real_samples": int(len(real)), "real_split": "train",
-                            "pr_dc_real_samples": int(min(len(real), len(fake_features))),
-                            "pr_k": 3, "dc_k": 5, "kid_subset_size": KID_SUBSET}
+    for name, metric in METRICS.items():
+      if name in requested:
+        values, record = metric.measure(measurement)
+        scalars.update(values)
+        protocol.update(record)
     protocol["seed"] = seed
     return scalars, protocol
-
-
-KID_SUBSET = 1000
 
 
 def class_counts(logits: np.ndarray) -> np.ndarray:

@@ -33,5 +33,9 @@ class Registry(Generic[T]):
   def names(self) -> list[str]:
     return sorted(self._entries)
 
+  def items(self) -> list[tuple[str, T]]:
+    """(name, entry) pairs in the order they were registered."""
+    return list(self._entries.items())
+
   def __iter__(self) -> Iterator[str]:
     return iter(self.names())

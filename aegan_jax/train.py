@@ -452,7 +452,7 @@ def _train_locked(configs: list[config_lib.Config], workdirs: list[str],
       samples = np.asarray(generate(mstate, sample_key, writers.SCATTER_SAMPLES))
       if chief:
         title = f"{m.config.strategy}, step {phase_step}"
-        if m.config.dataset in evaluation.MIXTURES:  # the protocol's score of these very points
+        if data_lib.protocol(m.config.dataset).kind == "mixture":  # these very points' score
           s = evaluation.mixture_modes(m.config.dataset, samples)
           title += (f": {s['modes_captured']}/{s['num_modes']} modes, "
                     f"{s['high_quality_percent']:.1f}% high quality")

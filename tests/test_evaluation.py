@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from aegan_jax import evaluation
+from aegan_jax import data, evaluation
+from aegan_jax.errors import UserError
 from aegan_jax.errors import UserError
 from tests.conftest import run_module
 
@@ -84,7 +85,7 @@ def test_training_ends_with_the_full_evaluation_in_its_summary(tiny, tmp_path):
 
 
 def test_mixture_modes_on_exact_means():
-  means = evaluation.MIXTURES["grid"][0]()
+  means = data.protocol("grid").mode_means()
   samples = np.repeat(means, 100, axis=0)
   r = evaluation.mixture_modes("grid", samples)
   assert r["modes_captured"] == 25 and r["high_quality_percent"] == pytest.approx(100.0)
@@ -166,3 +167,35 @@ def test_evaluate_bad_inputs_are_one_line(tiny, data_dir, tmp_path):
     assert "Traceback" not in proc.stderr
   empty = run_module("scripts.evaluate", f"--workdir={tmp_path / 'nothing'}", data_dir=data_dir)
   assert empty.returncode == 2 and "holds no checkpoints" in empty.stderr
+
+
+def test_a_new_metric_is_one_function_and_one_registry_line():
+  """A metric registered for 2-D points is accepted by --eval_metrics and measured beside
+  'modes', from the same draw of samples."""
+  import types
+  from aegan_jax.evaluation import METRICS, Metric
+  seen = {}
+
+  def spread(m):
+    seen["modes_draw"] = m.samples(evaluation.VEEGAN_SAMPLES)
+    return {"spread": float(np.std(seen["modes_draw"]))}, {"spread": {"what": "std"}}
+
+  METRICS.register("spread")(Metric(("mixture",), spread, features=False))
+  try:
+    assert evaluation.resolve_metrics("modes,spread", "grid", "", "")[0] == ["modes", "spread"]
+    with pytest.raises(UserError, match="--eval_metrics=spread fits ring, grid, not 'mnist5k'"):
+      evaluation.resolve_metrics("spread", "mnist5k", "", "")
+    means = data.protocol("grid").mode_means()
+    draws = []
+
+    def generate(state, key, n):
+      draws.append(n)
+      return np.repeat(means, n // len(means), axis=0)
+    strategy = types.SimpleNamespace(generate=generate)
+    grid = types.SimpleNamespace(name="grid")
+    scalars, protocol = evaluation.Evaluator(grid, ["modes", "spread"], "", 100)(strategy, None)
+  finally:
+    METRICS._entries.pop("spread")
+  assert scalars["modes_captured"] == 25
+  assert scalars["spread"] == pytest.approx(float(np.std(means)), rel=1e-6)
+  assert protocol["spread"] == {"what": "std"} and draws == [evaluation.VEEGAN_SAMPLES]

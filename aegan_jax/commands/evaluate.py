@@ -32,7 +32,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  from aegan_jax import evaluation, train, writers
+  from aegan_jax import data, evaluation, train, writers
   from aegan_jax.data import tfds_source
 
   if FLAGS.num_samples is not None and FLAGS.num_samples <= 0:
@@ -60,12 +60,12 @@ def main(argv):
   metrics_path = os.path.join(FLAGS.workdir, "metrics.jsonl")
   if os.path.exists(metrics_path):
     writers.plot_curves(metrics_path, os.path.join(FLAGS.workdir, "curves.png"))
-  if config.dataset in evaluation.MIXTURES:
-    means_fn, _ = evaluation.MIXTURES[config.dataset]
+  protocol = data.protocol(config.dataset)
+  if protocol.kind == "mixture":
     samples = evaluation.sample(strategy, state, evaluation.VEEGAN_SAMPLES, FLAGS.seed)
     writers.scatter_png(os.path.join(FLAGS.workdir, "samples_scatter.png"), samples,
                         dataset.test_images, title=f"{config.strategy}, step {int(state.step)}",
-                        means=means_fn())
+                        means=protocol.mode_means())
   print(json.dumps(record, indent=1))
 
 

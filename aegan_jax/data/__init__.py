@@ -1,13 +1,14 @@
 """Datasets, looked up by name with --dataset, loaded whole and kept on the device.
 
 Every named dataset is read through TFDS (tfds_source.py). A registry entry is a loader
-`(data_dir) -> {'train': (images, labels), 'test': (images, labels)}` with uint8 NHWC images;
-new datasets (synthetic ones included) are one function plus one registry line.
+`(data_dir) -> {'train': (images, labels), 'test': (images, labels)}` with uint8 NHWC images,
+and the dataset's evaluation protocol (how its samples are scored: aegan_jax/evaluation.py
+reads it); new datasets (synthetic ones included) are one function plus one registry line.
 """
 
 import dataclasses
 import functools
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +19,33 @@ from aegan_jax.errors import UserError
 from aegan_jax.registry import Registry
 
 Splits = dict[str, tuple[np.ndarray, np.ndarray]]
-DATASETS: Registry[Callable[[str], Splits]] = Registry("dataset", "dataset")
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+  """How a dataset's samples are scored.
+
+  kind: 'mixture' (points around known modes: modes captured, % high quality, reverse KL),
+  'stacked' (images whose channels are digits: 1000 modes, read by the digit classifier) or
+  'images' (feature-space metrics: FID, KID, precision/recall, ...).
+  """
+  kind: str = "images"
+  mode_means: Optional[Callable[[], np.ndarray]] = None  # mixture: the modes' centres
+  mode_std: float = 0.0                                  # mixture: each mode's std
+  classifier: bool = False  # images: a LeNet domain classifier is trained on it (features, classes)
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+  load: Callable[[str], Splits]
+  protocol: Protocol = Protocol()
+
+
+DATASETS: Registry[Entry] = Registry("dataset", "dataset")
+
+
+def protocol(name: str) -> Protocol:
+  return DATASETS.get(name).protocol
 
 
 def _tfds_loader(name: str, data_dir: str, auto_prepare: bool = False) -> Splits:
@@ -26,15 +53,22 @@ def _tfds_loader(name: str, data_dir: str, auto_prepare: bool = False) -> Splits
   return {split: tfds_source.read_split(name, split, data_dir) for split in ("train", "test")}
 
 
-DATASETS.register("mnist5k")(functools.partial(_tfds_loader, "mnist5k", auto_prepare=True))
-for _name in ("mnist", "fashion_mnist", "kmnist", "cifar10"):
-  DATASETS.register(_name)(functools.partial(_tfds_loader, _name))
+_DIGITS = Protocol("images", classifier=True)
+DATASETS.register("mnist5k")(Entry(functools.partial(_tfds_loader, "mnist5k", auto_prepare=True),
+                                   _DIGITS))
+for _name in ("mnist", "fashion_mnist", "kmnist"):
+  DATASETS.register(_name)(Entry(functools.partial(_tfds_loader, _name), _DIGITS))
+DATASETS.register("cifar10")(Entry(functools.partial(_tfds_loader, "cifar10")))
 
-# Mode-collapse benchmarks (data/synthetic.py): generated, nothing to prepare.
+# Mode-collapse benchmarks (data/synthetic.py): generated, nothing to prepare; the geometry is
+# the VEEGAN protocol's (docs/protocols.md section 1).
 from aegan_jax.data import synthetic as _synthetic  # noqa: E402
-DATASETS.register("ring")(_synthetic.load_ring)
-DATASETS.register("grid")(_synthetic.load_grid)
-DATASETS.register("stacked_mnist")(_synthetic.load_stacked_mnist)
+from aegan_jax.metrics import modes as _modes  # noqa: E402
+DATASETS.register("ring")(Entry(_synthetic.load_ring,
+                                Protocol("mixture", _modes.ring_means, _modes.RING_STD)))
+DATASETS.register("grid")(Entry(_synthetic.load_grid,
+                                Protocol("mixture", _modes.grid_means, _modes.GRID_STD)))
+DATASETS.register("stacked_mnist")(Entry(_synthetic.load_stacked_mnist, Protocol("stacked")))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,8 +115,7 @@ class Dataset:
 
 
 def load(name: str, data_dir: str = "") -> Dataset:
-  loader = DATASETS.get(name)
-  splits = loader(tfds_source.resolve_data_dir(data_dir))
+  splits = DATASETS.get(name).load(tfds_source.resolve_data_dir(data_dir))
   (train_x, train_y), (test_x, test_y) = splits["train"], splits["test"]
   return Dataset(name=name,
                  train={"image": jnp.asarray(train_x), "label": jnp.asarray(train_y)},

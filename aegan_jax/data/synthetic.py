@@ -57,7 +57,7 @@ def load_stacked_mnist(data_dir: str):
 
   prepared = tfds_source.tfds().builder("mnist", data_dir=data_dir).is_prepared()
   source = "mnist" if prepared else "mnist5k"
-  splits = data_lib.DATASETS.get(source)(data_dir)
+  splits = data_lib.DATASETS.get(source).load(data_dir)
   rng = np.random.default_rng(_DATA_SEED)
   return {"train": stack_digits(*splits["train"], NUM_TRAIN_STACKED, rng),
           "test": stack_digits(*splits["test"], NUM_TEST_STACKED, rng)}
