@@ -23,7 +23,7 @@ import numpy as np
 from aegan_jax import config as config_lib
 from aegan_jax import lock as lock_lib
 from aegan_jax import data as data_lib
-from aegan_jax import adversarial, cpu, evaluation, parallel, storage, strategies, writers
+from aegan_jax import cpu, evaluation, parallel, storage, strategies, writers
 from aegan_jax import model as model_lib
 from aegan_jax import population as population_lib
 from aegan_jax import progress as progress_lib
@@ -83,8 +83,8 @@ def compile_phase(config: config_lib.Config, strategy: Strategy, phase_name: str
   Returns fn(state, data, perm, hparams) -> (state, metrics), each metric with a leading axis
   of `steps_per_call` (then [population] for a population). The step is fused with the batch
   gather from the device-resident `data` by this epoch's `perm` (each device gathers only its
-  rows of the global batch) and with the generator's EMA. Several steps per call are a
-  lax.scan over the same step: the same computation, without the per-step dispatch, so a
+  rows of the global batch); the generator's EMA is part of the step. Several steps per call
+  are a lax.scan over the same step: the same computation, without the per-step dispatch, so a
   chunk must not cross an epoch boundary (the trainer sees to it). A population: the step
   under jax.vmap over (state, permutation, hyperparameters), the varying float fields of the
   config being traced values (aegan_jax/population.py). `spread`: the members, not the
@@ -96,11 +96,7 @@ def compile_phase(config: config_lib.Config, strategy: Strategy, phase_name: str
     batch = pipeline.batch_from_permutation(data, perm, state.step, config.samples_per_step)
     if not spread:
       batch = dp.shard_batch(batch)
-    state, metrics = phase.step(state, batch)
-    if strat.ema_decay and phase.adversarial:
-      state = state.replace(extras={**state.extras, "ema_generator": adversarial.ema_update(
-          state.extras["ema_generator"], state.params["generator"], strat.ema_decay)})
-    return state, metrics
+    return phase.step(state, batch)  # the generator's EMA included (strategies/base.py)
 
   step = one if population == 1 else jax.vmap(one, in_axes=(0, None, 0, 0))
 

@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from aegan_jax.adversarial import Adversary
+from aegan_jax.adversarial import Adversary, ema_update
 from aegan_jax.config import non_default_fields
 from aegan_jax.errors import UserError
 from aegan_jax.losses import ADVERSARIAL
@@ -51,7 +51,15 @@ class Strategy:
   phases: tuple[Phase, ...]
   # (state, x, key) -> the autoencoder's reconstruction of x in data space; None: no autoencoder.
   reconstruct: Optional[Callable[[TrainState, jax.Array, jax.Array], jax.Array]] = None
-  ema_decay: float = 0.0   # > 0: the trainer keeps extras['ema_generator'] and samples from it
+  ema_decay: float = 0.0   # > 0: extras['ema_generator'] is kept and sampled from
+
+  def __post_init__(self):
+    # The generator's EMA is part of every adversarial step (after the step's own ending), so
+    # a step called outside the trainer, in a test or a notebook, keeps it as training does.
+    if self.ema_decay:
+      object.__setattr__(self, "phases", tuple(
+          dataclasses.replace(p, step=_with_ema(p.step, self.ema_decay)) if p.adversarial
+          else p for p in self.phases))
 
   @property
   def total_steps(self) -> int:
@@ -85,6 +93,14 @@ class Strategy:
   @property
   def has_autoencoder(self) -> bool:
     return self.reconstruct is not None
+
+
+def _with_ema(step: StepFn, decay: float) -> StepFn:
+  def step_with_ema(state: TrainState, batch):
+    state, metrics = step(state, batch)
+    return state.replace(extras={**state.extras, "ema_generator": ema_update(
+        state.extras["ema_generator"], state.params["generator"], decay)}), metrics
+  return step_with_ema
 
 
 def decoder_reconstruct(nets: Networks):
