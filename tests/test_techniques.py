@@ -172,3 +172,19 @@ def test_sgd_generator_steps_by_its_gradient(name):
     sizes[opt] = (float(moved), 0.05 * float(history[-1]["g_grad_norm"]))
   np.testing.assert_allclose(*sizes["sgd"], rtol=1e-4)
   assert abs(sizes["adam"][0] - sizes["adam"][1]) > 0.1 * sizes["adam"][1], sizes
+
+
+def test_a_phase_step_keeps_the_generator_ema():
+  """The EMA is part of the adversarial step itself: one step called outside the trainer
+  leaves ema = decay * old + (1 - decay) * new generator weights."""
+  grid = data.load("grid")
+  config = Config(dataset="grid", strategy="gan", mlp_hidden=(16,), latent_dim=2, steps=1,
+                  batch_size=32, ema_decay=0.75)
+  strategy = strategies.build(config, grid.spec)
+  first, after, _ = run_steps(strategy, grid, 32, 1)
+  want = jax.tree.map(lambda old, new: 0.75 * old + 0.25 * new, first.params["generator"],
+                      after.params["generator"])
+  for a, b in zip(jax.tree.leaves(after.extras["ema_generator"]), jax.tree.leaves(want)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+  assert not all(np.array_equal(a, b) for a, b in zip(
+      jax.tree.leaves(after.extras["ema_generator"]), jax.tree.leaves(after.params["generator"])))
