@@ -46,6 +46,10 @@ CELLS = [
     # Same seeds: the second cell's adversarial phase starts from the first cell's generator.
     ("unrolled", "ae_pretrain[steps=0]", {**AE, "steps": 0}),
     ("unrolled", "ae_pretrain", AE),
+    # The same, with plain gradient descent for G at 1e-3: a step in proportion to D's
+    # gradient, which is near zero when G already matches the data (Adam's is not).
+    ("unrolled", "ae_pretrain[g_optimizer=sgd;g_lr=1e-3]",
+     {**AE, "g_optimizer": "sgd", "g_lr": "1e-3"}),
     ("veegan", "veegan", {}),
     # The same init question on the VEEGAN notebook's setup (orthogonal, gain 1.4 there too).
     ("veegan", "veegan[weight_init=default]", {"weight_init": "default"}),
