@@ -270,9 +270,11 @@ def validate(config: Config) -> Config:
     if any(isinstance(x, int) and not isinstance(x, bool) and x > INT32_MAX for x in values):
       raise UserError(f"--{f.name}={v} is past what the program can count (an int32 holds "
                       f"at most {INT32_MAX:,}); choose a smaller value")
-  if config.pretrain_steps + config.d_warmup_steps + config.steps > INT32_MAX:
-    raise UserError(f"--pretrain_steps + --d_warmup_steps + --steps = "
-                    f"{config.pretrain_steps + config.d_warmup_steps + config.steps:,} "
+  total = config.pretrain_steps + config.d_warmup_steps + config.steps
+  if total > INT32_MAX:
+    terms = " + ".join(["--pretrain_steps"] + ["--d_warmup_steps"] * bool(config.d_warmup_steps)
+                       + ["--steps"])
+    raise UserError(f"{terms} = {total:,} "
                     f"steps in all, past the int32 step counter ({INT32_MAX:,}); choose fewer")
   for name in ["g_lr", "d_lr", "ae_lr"]:
     v = getattr(config, name)
