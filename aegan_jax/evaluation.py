@@ -9,6 +9,7 @@ beside a published one only when they match.
 """
 
 import dataclasses
+import functools
 from typing import Callable
 
 import jax
@@ -107,6 +108,7 @@ class Measurement:
   def tag(self) -> str:
     return self.evaluator.net.name
 
+  @functools.cached_property
   def pr_subset(self) -> np.ndarray:
     """k-NN metrics compare equal-size sets: a seeded subset of the real features."""
     n = len(self.real_features())
@@ -174,29 +176,29 @@ def _inception_score(m: Measurement) -> tuple[dict, dict]:
 
 def _precision_recall(m: Measurement) -> tuple[dict, dict]:
   from aegan_jax.metrics.precision_recall import precision_recall
-  p, r = precision_recall(m.real_features()[m.pr_subset()], m.fake_features(), k=3)
+  p, r = precision_recall(m.real_features()[m.pr_subset], m.fake_features(), k=3)
   return {f"precision_{m.tag}": p, f"recall_{m.tag}": r}, m.images_protocol()
 
 
 def _density_coverage(m: Measurement) -> tuple[dict, dict]:
   from aegan_jax.metrics.precision_recall import density_coverage
-  d, c = density_coverage(m.real_features()[m.pr_subset()], m.fake_features(), k=5)
+  d, c = density_coverage(m.real_features()[m.pr_subset], m.fake_features(), k=5)
   return {f"density_{m.tag}": d, f"coverage_{m.tag}": c}, m.images_protocol()
 
 
-# Measured in this order. 'auto' after training is everything that fits but the Inception
-# score, whose reading on a domain classifier's 10 classes says little that the class
-# histogram ("classes") does not; during training, FID alone (KID's 100 subsets cost ~5 s and
-# pushed the default run's overhead to 11 %).
+# Measured, listed and chosen by 'auto' in this order. 'auto' after training is everything
+# that fits but the Inception score, whose reading on a domain classifier's 10 classes says
+# little that the class histogram ("classes") does not; during training, FID alone (KID's 100
+# subsets cost ~5 s and pushed the default run's overhead to 11 %).
 METRICS: Registry[Metric] = Registry("metric", "eval_metrics")
-METRICS.register("modes")(Metric(("mixture", "stacked"), _modes, features=False))
-METRICS.register("classes")(Metric(("images",), _classes, features=False, auto_final=True))
 METRICS.register("fid")(Metric(("images", "stacked"), _fid, auto_final=True,
                                auto_training=True))
 METRICS.register("kid")(Metric(("images", "stacked"), _kid, auto_final=True))
 METRICS.register("is")(Metric(("images", "stacked"), _inception_score))
 METRICS.register("pr")(Metric(("images", "stacked"), _precision_recall, auto_final=True))
 METRICS.register("dc")(Metric(("images", "stacked"), _density_coverage, auto_final=True))
+METRICS.register("classes")(Metric(("images",), _classes, features=False, auto_final=True))
+METRICS.register("modes")(Metric(("mixture", "stacked"), _modes, features=False))
 
 
 def _image_metric(name: str) -> bool:
@@ -249,7 +251,7 @@ def resolve_metrics(requested: str, dataset: str, data_dir: str, inception_weigh
       chosen = [n for n, m in METRICS.items() if "images" in m.kinds
                 and (m.auto_training if during_training else m.auto_final)
                 and not (inception_weights and not m.features)]
-      return _in_order(chosen), ""
+      return chosen, ""
     return [], (_train_hint(dataset) if protocol.classifier
                 else f"image metrics on {dataset} need --inception_weights")
   metrics = [m.strip() for m in requested.split(",") if m.strip()]
@@ -282,12 +284,6 @@ def resolve_metrics(requested: str, dataset: str, data_dir: str, inception_weigh
       fits = ", ".join(_datasets_of(*METRICS.get(m).kinds))
       raise UserError(f"--eval_metrics={m} fits {fits}, not {dataset!r}; leave it out there")
   return metrics, ""
-
-
-def _in_order(chosen: list[str]) -> list[str]:
-  """`chosen` in the order 'auto' has always listed them (fid, kid, pr, dc, classes)."""
-  order = ["fid", "kid", "is", "pr", "dc", "classes"]
-  return sorted(chosen, key=lambda n: order.index(n) if n in order else len(order))
 
 
 def _classifier_exists(dataset: str, data_dir: str) -> bool:
