@@ -3,6 +3,12 @@
 The loop is generic: the strategy says which pure step runs at each step index, and this
 module owns everything around it: the device-resident batches, checkpoints and resume,
 metrics/TensorBoard/PNG outputs, progress with ETA, SIGTERM, and stopping on a non-finite loss.
+
+Read `_train_locked` top to bottom: set-up (refuse, load, restore or init), then `while step <
+total:` the compiled step and the periodic actions, each a small object (`_Schedule` picks the
+compiled function, `_DataOrder` the epoch order, `_Log` fetches and checks the metrics,
+`_Outputs` writes grids and evaluations), then the end of the run. A population is `_Runs`:
+it stacks, splits and places the members' states around the same loop.
 """
 
 import contextlib
@@ -284,273 +290,373 @@ def _newest_checkpoint(workdir: str) -> Optional[int]:
   return max(steps, default=None)
 
 
-def _train_locked(configs: list[config_lib.Config], workdirs: list[str],
-                  traced: tuple[str, ...], dp: parallel.DataParallel,
-                  chief: bool) -> list[TrainState]:
-  """train_population's body, with the configs valid and every workdir locked."""
-  config = configs[0]
-  # Refuse another experiment's workdir before loading data or writing anything.
-  ckpts = [Checkpointer(w, c.keep_checkpoints) for c, w in zip(configs, workdirs)]
-  latest_steps = [ck.latest_step() for ck in ckpts]
-  for ck, c, latest in zip(ckpts, configs, latest_steps):
+class _Runs:
+  """The runs one program trains: a single run, or a population's members stacked on a leading
+  axis (spread over the devices or not). The loop holds one state either way; this is the only
+  place that knows how it is stacked, split and placed."""
+
+  def __init__(self, members: list[_Member], dp: parallel.DataParallel):
+    self.members = members
+    self.strategy = members[0].strategy  # phases, step counts and networks are shared by all
+    self.population = len(members) > 1
+    self.spread = self.population and dp.spreads(len(members))
+    self._dp = dp
+    # Every member's state in one dispatch (slicing leaf by leaf, member by member, costs ~20 ms
+    # a member on CPU).
+    self._split = jax.jit(lambda s: [population_lib.unstack(s, i) for i in range(len(members))])
+
+  def place(self, tree):
+    return jax.device_put(tree, self._dp.batch) if self.spread else self._dp.replicate(tree)
+
+  def join(self, states: list[TrainState]) -> TrainState:
+    """The members' states as the one state the compiled step takes, placed."""
+    return self.place(population_lib.stack(states) if self.population else states[0])
+
+  def split(self, state: TrainState) -> list[TrainState]:
+    return self._split(state) if self.population else [state]
+
+  def each(self, state: TrainState, fn) -> TrainState:
+    """fn(member, its state) -> its new state, for every member; re-joined."""
+    return self.join([fn(m, s) for m, s in zip(self.members, self.split(state))])
+
+  def step_of(self, state: TrainState) -> int:
+    return int(state.step[0] if self.population else state.step)  # members move in lockstep
+
+  def label(self, i: int) -> str:
+    return f" member {i}" if self.population else ""
+
+
+def _resume_step(ckpts: list[Checkpointer], configs: list[config_lib.Config],
+                 workdirs: list[str]) -> Optional[int]:
+  """The step the members resume from (None: a new run), refusing another experiment's
+  workdir, or a population whose members disagree, before anything is loaded or written."""
+  steps = [ck.latest_step() for ck in ckpts]
+  for ck, c, latest in zip(ckpts, configs, steps):
     if latest is not None:
       ck.check_compatible(latest, c)
-  if len(set(s is None for s in latest_steps)) > 1:
+  if len(set(s is None for s in steps)) > 1:
     raise UserError(f"some population members have checkpoints and some do not "
-                    f"({', '.join(f'{w}: {s}' for w, s in zip(workdirs, latest_steps))}); "
+                    f"({', '.join(f'{w}: {s}' for w, s in zip(workdirs, steps))}); "
                     f"left untouched: resume with the same --population, or use a new --workdir")
-  latest = None if latest_steps[0] is None else min(latest_steps)
+  return None if steps[0] is None else min(steps)
 
-  dataset = data_lib.load(config.dataset, config.data_dir)
-  data_lib.check_batch_size(dataset, config.batch_size, config.pack)
-  dataset = dataclasses.replace(dataset, train=dp.replicate(dataset.train))
-  members = [_Member(c, w, strategies.build(c, dataset.spec), ck,
-                     writers.MetricWriter(w, enabled=chief))
-             for c, w, ck in zip(configs, workdirs, ckpts)]
-  strategy = members[0].strategy  # phases, step counts and networks are shared by all members
-  evaluator = _make_evaluator(config, dataset)
-  population = len(members) > 1
 
-  if latest is not None:
-    # Each member's newest checkpoint that verifies; members resume together, from the
-    # oldest of those.
-    abstracts = [dp.abstract(jax.eval_shape(m.strategy.init, m.root)) for m in members]
-    restored = [m.ckpt.restore_verified(latest, a) for m, a in zip(members, abstracts)]
-    latest = min(s for _, s in restored)
-    if any(s != latest for _, s in restored):
-      restored = [m.ckpt.restore_verified(latest, a) for m, a in zip(members, abstracts)]
-  states = []
-  for i, m in enumerate(members):
-    if latest is not None:
-      states.append(restored[i][0])
-      m.writer.truncate_after(latest)
-      m.last_good = latest
-    else:
+def _restore_or_init(runs: _Runs, dataset: data_lib.Dataset, latest: Optional[int],
+                     dp: parallel.DataParallel) -> TrainState:
+  """The members' newest checkpoints that verify (all from the oldest of those), or fresh
+  states with the first phase begun; placed. Metric rows past that point are dropped."""
+  members = runs.members
+  if latest is None:
+    states = []
+    for m in members:
       m.writer.truncate_after(-1)  # rows of a run killed before its first checkpoint
       state = m.strategy.init(m.root)
       if m.strategy.phases[0].begin is not None:
         state = m.strategy.phases[0].begin(state, dataset)
       states.append(state)
-  if latest is not None:
-    logging.info("Resumed from %s at step %d.", ", ".join(m.ckpt.directory for m in members), latest)
-  spread = population and dp.spreads(len(members))
-  place = (lambda tree: jax.device_put(tree, dp.batch)) if spread else dp.replicate
-  state = place(population_lib.stack(states) if population else states[0])
-  del states
-  if chief:
-    for m in members:
-      os.makedirs(m.workdir, exist_ok=True)
-      with open(os.path.join(m.workdir, "config.json"), "w") as f:
-        f.write(config_lib.dumps(m.config))
-      with open(os.path.join(m.workdir, "flags.txt"), "w") as f:
-        f.write(config_lib.to_flagfile(m.config, m.workdir))
-      model_lib.write_spec(m.workdir, dataset.spec)  # aegan_jax.load then needs no data
+    return runs.join(states)
+  abstracts = [dp.abstract(jax.eval_shape(m.strategy.init, m.root)) for m in members]
+  restored = [m.ckpt.restore_verified(latest, a) for m, a in zip(members, abstracts)]
+  latest = min(s for _, s in restored)
+  if any(s != latest for _, s in restored):
+    restored = [m.ckpt.restore_verified(latest, a) for m, a in zip(members, abstracts)]
+  for m in members:
+    m.writer.truncate_after(latest)
+    m.last_good = latest
+  logging.info("Resumed from %s at step %d.", ", ".join(m.ckpt.directory for m in members), latest)
+  return runs.join([state for state, _ in restored])
 
-  # Every member's state in one dispatch (slicing leaf by leaf, member by member, costs ~20 ms
-  # a member on CPU).
-  split = jax.jit(lambda s: [population_lib.unstack(s, i) for i in range(len(members))])
 
-  def member_states(state: TrainState) -> list[TrainState]:
-    return split(state) if population else [state]
+def _write_run_files(members: list[_Member], spec) -> None:
+  """config.json, flags.txt (the command that repeats the run) and spec.json in each workdir."""
+  for m in members:
+    os.makedirs(m.workdir, exist_ok=True)
+    with open(os.path.join(m.workdir, "config.json"), "w") as f:
+      f.write(config_lib.dumps(m.config))
+    with open(os.path.join(m.workdir, "flags.txt"), "w") as f:
+      f.write(config_lib.to_flagfile(m.config, m.workdir))
+    model_lib.write_spec(m.workdir, spec)  # aegan_jax.load then needs no data
 
-  def each_member(state: TrainState, fn) -> TrainState:
-    """fn(member, its state) -> its new state, for every member; re-stacked and placed."""
-    new = [fn(m, s) for m, s in zip(members, member_states(state))]
-    return place(population_lib.stack(new) if population else new[0])
 
-  total = strategy.total_steps
-  hparams = place(population_lib.hparams(configs, traced)) if population else {}
-  steps_per_call = config.steps_per_call
-  compile_ = functools.partial(compile_phase, config, strategy, spec=dataset.spec, dp=dp,
-                               population=len(members), traced=traced, spread=spread)
-  fns = {p.name: compile_(p.name) for p in strategy.phases}
-  chunked = ({p.name: compile_(p.name, steps_per_call=steps_per_call) for p in strategy.phases}
-             if steps_per_call > 1 else {})
-  per_epoch = pipeline.steps_per_epoch(dataset.num_train, config.samples_per_step)
-  # Each member's epoch order from its own data key, all in one call.
-  permute = jax.jit(jax.vmap(pipeline.epoch_permutation, in_axes=(0, None, None)),
-                    static_argnums=2, out_shardings=dp.replicated)
-  data_keys = jnp.stack([m.key(_DATA_KEY) for m in members])
-  epoch, perm = -1, None
-  # Sampling needs no hyperparameter: the first member's networks serve all (one compilation).
-  generate = jax.jit(strategy.generate, static_argnums=2)
-  # step -> the phases (indices) that begin there; a 0-step phase (ae_pretrain's with
-  # --steps=0) begins and ends at once, and its hook still builds the generator.
-  begins: dict[int, list[int]] = {}
-  for i, p in enumerate(strategy.phases[1:], start=1):
-    begins.setdefault(strategy.phase_start(p), []).append(i)
-  # Counts at which the host acts (logs, saves, samples, evaluates): a chunk of steps may end
-  # on one, never pass over one. Epochs bound chunks too (one permutation per call).
-  intervals = [config.log_every, config.checkpoint_every, config.sample_every, per_epoch]
-  if evaluator:
-    intervals.append(config.eval_every)
+class _Schedule:
+  """Which compiled function runs at each step: the phase's step, or `steps_per_call` of them
+  fused in one call where a chunk fits, and which phases begin where."""
 
-  def chunk_fits(s: int) -> bool:
-    last = s + steps_per_call - 1  # the last step index of the chunk
-    return (last < total and strategy.phase_at(s) is strategy.phase_at(last)
-            and all(s // e == last // e for e in intervals if e > 0))
+  def __init__(self, config: config_lib.Config, runs: _Runs, spec, dp: parallel.DataParallel,
+               traced: tuple[str, ...], intervals: list[int]):
+    strategy = runs.strategy
+    self._strategy = strategy
+    self._per_call = config.steps_per_call
+    compile_ = functools.partial(compile_phase, config, strategy, spec=spec, dp=dp,
+                                 population=len(runs.members), traced=traced, spread=runs.spread)
+    self.fns = {p.name: compile_(p.name) for p in strategy.phases}
+    self._chunked = ({p.name: compile_(p.name, steps_per_call=self._per_call)
+                      for p in strategy.phases} if self._per_call > 1 else {})
+    # Counts at which the host acts (logs, saves, samples, evaluates, a new epoch): a chunk of
+    # steps may end on one, never pass over one.
+    self._intervals = [e for e in intervals if e > 0]
+    # step -> the phases (indices) that begin there; a 0-step phase (ae_pretrain's with
+    # --steps=0) begins and ends at once, and its hook still builds the generator.
+    self.begins: dict[int, list[int]] = {}
+    for i, p in enumerate(strategy.phases[1:], start=1):
+      self.begins.setdefault(strategy.phase_start(p), []).append(i)
 
-  if traced:
-    _check_traceable(fns, state, dataset, hparams, traced)
+  def at(self, step: int):
+    """(the function to call at `step`, how many steps it takes)."""
+    name = self._strategy.phase_at(step).name
+    if self._per_call > 1 and self._chunk_fits(step):
+      return self._chunked[name], self._per_call
+    return self.fns[name], 1
 
-  step = int(state.step[0] if population else state.step)  # members move in lockstep
-  if step > total:
-    raise UserError(f"{workdirs[0]} is at step {step}, past the {total} steps this configuration "
-                    f"asks for; raise --steps to train on, or use a new --workdir")
-  if step < total and chief:
-    for m in members:  # a finished run trained on is no longer finished
-      if os.path.exists(os.path.join(m.workdir, "summary.json")):
-        os.remove(os.path.join(m.workdir, "summary.json"))
-  pending: list[dict] = []
-  progress = progress_lib.Progress(
-      [(p.name, strategy.phase_start(p), strategy.phase_start(p) + p.num_steps)
-       for p in strategy.phases], step)
+  def _chunk_fits(self, s: int) -> bool:
+    last = s + self._per_call - 1  # the last step index of the chunk
+    strategy = self._strategy
+    return (last < strategy.total_steps and strategy.phase_at(s) is strategy.phase_at(last)
+            and all(s // e == last // e for e in self._intervals))
 
-  def flush(phase: Phase) -> None:
-    """Fetches the metrics of the steps since the last flush, checks them, logs their mean."""
-    nonlocal pending
-    if not pending:
+
+class _DataOrder:
+  """Each member's epoch order from its own data key, all in one call, made once per epoch."""
+
+  def __init__(self, runs: _Runs, dataset: data_lib.Dataset, per_epoch: int,
+               dp: parallel.DataParallel):
+    self._runs = runs
+    self._num_train = dataset.num_train
+    self._per_epoch = per_epoch
+    self._permute = jax.jit(jax.vmap(pipeline.epoch_permutation, in_axes=(0, None, None)),
+                            static_argnums=2, out_shardings=dp.replicated)
+    self._keys = jnp.stack([m.key(_DATA_KEY) for m in runs.members])
+    self._epoch, self._perm = -1, None
+
+  def at(self, step: int) -> jax.Array:
+    if step // self._per_epoch != self._epoch:
+      self._epoch = step // self._per_epoch
+      perms = self._permute(self._keys, self._epoch, self._num_train)
+      self._perm = self._runs.place(perms) if self._runs.population else perms[0]
+    return self._perm
+
+
+class _Log:
+  """The steps' metrics, fetched at each log step: checked for a non-finite value (which stops
+  the run, naming the step and the last checkpoint), averaged, written and logged."""
+
+  def __init__(self, runs: _Runs, progress: progress_lib.Progress):
+    self._runs = runs
+    self._progress = progress
+    self._pending: list[dict] = []
+
+  def add(self, metrics: dict) -> None:
+    self._pending.append(metrics)
+    if len(self._pending) > _MAX_IN_FLIGHT:
+      # XLA:CPU collectives across several devices can deadlock with tens of steps queued
+      # (seen with 2 forced devices); a few calls in flight still hide the dispatch.
+      jax.block_until_ready(self._pending[-_MAX_IN_FLIGHT])
+
+  def flush(self, step: int, phase: Phase) -> None:
+    if not self._pending:
       return
+    runs, total = self._runs, self._runs.strategy.total_steps
     # One transfer per quantity: its values of these steps joined on the device, [T] (or
     # [T, K] for a population), rather than T * K tiny fetches and Python loops over them.
-    fetched = jax.device_get(jax.tree.map(lambda *xs: jnp.concatenate(xs), *pending))
+    fetched = jax.device_get(jax.tree.map(lambda *xs: jnp.concatenate(xs), *self._pending))
+    self._pending = []
     first = step - len(next(iter(fetched.values()))) + 1
-    progress.update(step, phase.name)
-    for i, m in enumerate(members):
-      mine = {k: v[:, i] if population else v for k, v in fetched.items()}
+    self._progress.update(step, phase.name)
+    for i, m in enumerate(runs.members):
+      mine = {k: v[:, i] if runs.population else v for k, v in fetched.items()}
       finite = {k: np.isfinite(v).reshape(len(v), -1).all(axis=1) for k, v in mine.items()}
       bad = [k for k, ok in finite.items() if not ok.all()]
       if bad:
         j = int(np.argmin(finite[bad[0]]))  # the first step with a non-finite value
         values = np.ravel(mine[bad[0]][j])
-        for other in members:
+        for other in runs.members:
           other.ckpt.wait()
         where = (f"the last good checkpoint is step {m.last_good} in {m.ckpt.directory}"
                  if m.last_good is not None else "no checkpoint was saved before it")
-        who = f"population member {i} ({m.workdir}): " if population else ""
+        who = f"population member {i} ({m.workdir}): " if runs.population else ""
         raise TrainingDiverged(
             f"{who}training diverged: {bad[0]} = {float(values[~np.isfinite(values)][0])} at "
             f"step {first + j} (phase {phase.name}); stopped, and {where}; lower the learning "
             f"rates (--g_lr, --d_lr, --ae_lr) or try another --loss")
       means = {k: float(np.mean(v)) for k, v in mine.items()}
-      means["steps_per_sec"] = progress.last_rate
+      means["steps_per_sec"] = self._progress.last_rate
       m.writer.write(step, phase.name, means)
       shown = " ".join(f"{k}={v:.4g}" for k, v in means.items() if k != "steps_per_sec")
-      logging.info("step %d/%d [%s]%s %s | %s", step, total, phase.name,
-                   f" member {i}" if population else "", shown, progress.line(step, phase.name))
-    pending = []
+      logging.info("step %d/%d [%s]%s %s | %s", step, total, phase.name, runs.label(i), shown,
+                   self._progress.line(step, phase.name))
 
-  def save_grid(m: _Member, mstate: TrainState, phase_step: int) -> None:
-    """Every process computes the samples (a global computation); process 0 writes them."""
-    path = os.path.join(m.workdir, "samples", f"step_{phase_step:08d}.png")
+
+class _Outputs:
+  """What a run leaves besides checkpoints and metrics: sample grids (scatter plots for points)
+  and evaluations. Every process computes them (global computations); process 0 writes."""
+
+  def __init__(self, runs: _Runs, dataset: data_lib.Dataset,
+               evaluator: Optional[evaluation.Evaluator], chief: bool):
+    self._dataset = dataset
+    self._evaluator = evaluator
+    self._chief = chief
+    # Sampling needs no hyperparameter: the first member's networks serve all (one compilation).
+    self._generate = jax.jit(runs.strategy.generate, static_argnums=2)
+
+  def grid(self, m: _Member, mstate: TrainState, step: int) -> None:
+    dataset, chief = self._dataset, self._chief
+    path = os.path.join(m.workdir, "samples", f"step_{step:08d}.png")
     sample_key = m.key(_SAMPLE_KEY)  # the same z for every grid of a run
     if len(dataset.image_shape) == 1:  # points: a scatter plot over the real data
-      samples = np.asarray(generate(mstate, sample_key, writers.SCATTER_SAMPLES))
+      samples = np.asarray(self._generate(mstate, sample_key, writers.SCATTER_SAMPLES))
       if chief:
-        title = f"{m.config.strategy}, step {phase_step}"
+        title = f"{m.config.strategy}, step {step}"
         if data_lib.protocol(m.config.dataset).kind == "mixture":  # these very points' score
           s = evaluation.mixture_modes(m.config.dataset, samples)
           title += (f": {s['modes_captured']}/{s['num_modes']} modes, "
                     f"{s['high_quality_percent']:.1f}% high quality")
         picture = writers.scatter_png(path, samples, np.asarray(dataset.test_images), title=title)
     else:
-      images = np.asarray(generate(mstate, sample_key, m.config.grid_size ** 2))
+      images = np.asarray(self._generate(mstate, sample_key, m.config.grid_size ** 2))
       picture = writers.image_grid(images, rows=m.config.grid_size)
       if chief:
         weights = "EMA of G's weights" if m.config.ema_decay else "G's weights"
         writers.save_png(path, picture, caption=f"{m.config.strategy} on {m.config.dataset}, "
-                         f"step {phase_step}: {len(images)} samples ({weights}, fixed noise)")
+                         f"step {step}: {len(images)} samples ({weights}, fixed noise)")
     if chief:
       shutil.copyfile(path, os.path.join(m.workdir, "samples", "latest.png"))
-      m.writer.write_image(phase_step, "samples", picture)
+      m.writer.write_image(step, "samples", picture)
 
-  first_step = step
-  if chief and step < total:
-    for m in members:
+  def evaluate(self, m: _Member, mstate: TrainState, step: int, final: bool, label: str) -> None:
+    scalars, protocol = self._evaluator(m.strategy, mstate, seed=m.config.seed, final=final)
+    if final:
+      m.evaluation = {"step": step, "metrics": scalars, "protocol": protocol}
+    m.writer.write(step, "eval", scalars)
+    logging.info("step %d eval%s: %s", step, label,
+                 " ".join(f"{k}={v:.4g}" for k, v in scalars.items()))
+
+  def finish(self, m: _Member, mstate: TrainState, step: int, total: int,
+             trained_here: bool) -> None:
+    """final.png, summary.json and the TensorBoard hparams row of a member at its last step."""
+    latest_png = os.path.join(m.workdir, "samples", "latest.png")
+    if step == total and not os.path.exists(latest_png):
+      self.grid(m, mstate, step)  # a resumed, finished run still leaves a picture
+    if self._chief:
+      if os.path.exists(latest_png):
+        shutil.copyfile(latest_png, os.path.join(m.workdir, "samples", "final.png"))
+      summary = writers.write_summary(m.workdir, step, m.evaluation)
+      if trained_here:
+        m.writer.write_hparams(step, m.config.to_dict(), {
+            k: v for k, v in summary["final"].items() if not k.endswith("steps_per_sec")})
+
+
+def _begin_phases(runs: _Runs, state: TrainState, ended: Phase, starting: list[int],
+                  dataset: data_lib.Dataset, step: int, chief: bool) -> TrainState:
+  """At a phase boundary: the held-out reconstruction after an autoencoder phase, then the
+  next phases' begin hooks (e.g. ae_pretrain fits the code mixture and builds G)."""
+  for m, mstate in zip(runs.members, runs.split(state)):
+    if not ended.adversarial and m.strategy.has_autoencoder:
+      mse = _heldout_reconstruction(m.strategy, mstate, dataset, m.key(_RECON_KEY), m.workdir,
+                                    m.writer, step, chief)
+      logging.info("Held-out reconstruction MSE after %s: %.5f", ended.name, mse)
+  for i in starting:
+    if runs.strategy.phases[i].begin is not None:
+      state = runs.each(state, lambda m, s: m.strategy.phases[i].begin(s, dataset))
+  return state
+
+
+def _train_locked(configs: list[config_lib.Config], workdirs: list[str],
+                  traced: tuple[str, ...], dp: parallel.DataParallel,
+                  chief: bool) -> list[TrainState]:
+  """train_population's body, with the configs valid and every workdir locked: set-up, the
+  loop over steps with its periodic actions, the end of the run."""
+  config = configs[0]
+  ckpts = [Checkpointer(w, c.keep_checkpoints) for c, w in zip(configs, workdirs)]
+  latest = _resume_step(ckpts, configs, workdirs)
+
+  dataset = data_lib.load(config.dataset, config.data_dir)
+  data_lib.check_batch_size(dataset, config.batch_size, config.pack)
+  dataset = dataclasses.replace(dataset, train=dp.replicate(dataset.train))
+  runs = _Runs([_Member(c, w, strategies.build(c, dataset.spec), ck,
+                        writers.MetricWriter(w, enabled=chief))
+                for c, w, ck in zip(configs, workdirs, ckpts)], dp)
+  strategy, total = runs.strategy, runs.strategy.total_steps
+  evaluator = _make_evaluator(config, dataset)
+  state = _restore_or_init(runs, dataset, latest, dp)
+  if chief:
+    _write_run_files(runs.members, dataset.spec)
+
+  per_epoch = pipeline.steps_per_epoch(dataset.num_train, config.samples_per_step)
+  order = _DataOrder(runs, dataset, per_epoch, dp)
+  schedule = _Schedule(config, runs, dataset.spec, dp, traced, [
+      config.log_every, config.checkpoint_every, config.sample_every, per_epoch,
+      config.eval_every if evaluator else 0])
+  hparams = runs.place(population_lib.hparams(configs, traced)) if runs.population else {}
+  if traced:
+    _check_traceable(schedule.fns, state, dataset, hparams, traced)
+  outputs = _Outputs(runs, dataset, evaluator, chief)
+
+  step = first_step = runs.step_of(state)
+  if step > total:
+    raise UserError(f"{workdirs[0]} is at step {step}, past the {total} steps this configuration "
+                    f"asks for; raise --steps to train on, or use a new --workdir")
+  if step < total and chief:
+    for m in runs.members:  # a finished run trained on is no longer finished
+      if os.path.exists(os.path.join(m.workdir, "summary.json")):
+        os.remove(os.path.join(m.workdir, "summary.json"))
       m.writer.write_config(step, m.config.to_dict())
+  log = _Log(runs, progress_lib.Progress(
+      [(p.name, strategy.phase_start(p), strategy.phase_start(p) + p.num_steps)
+       for p in strategy.phases], step))
   logging.info("Training %s/%s on %s (%s) for %d steps from step %d in %s%s, on %d device(s) "
                "in %d process(es).", config.strategy, config.arch, config.dataset,
                "x".join(map(str, dataset.image_shape)), total, step, workdirs[0],
-               f" and {len(members) - 1} more population members"
-               + (" (spread over the devices)" if spread else "") if population else "",
+               f" and {len(runs.members) - 1} more population members"
+               + (" (spread over the devices)" if runs.spread else "") if runs.population else "",
                dp.num_devices, jax.process_count())
+
   with _StopFlag() as stop:
     while step < total:
       phase = strategy.phase_at(step)
-      if step // per_epoch != epoch:
-        epoch = step // per_epoch
-        perms = permute(data_keys, epoch, dataset.num_train)
-        perm = place(perms) if population else perms[0]
-      n = steps_per_call if steps_per_call > 1 and chunk_fits(step) else 1
-      state, metrics = (chunked if n > 1 else fns)[phase.name](state, dataset.train, perm,
-                                                               hparams)
-      pending.append(metrics)
-      if len(pending) > _MAX_IN_FLIGHT:
-        # XLA:CPU collectives across several devices can deadlock with tens of steps queued
-        # (seen with 2 forced devices); a few calls in flight still hide the dispatch.
-        jax.block_until_ready(pending[-_MAX_IN_FLIGHT])
+      fn, n = schedule.at(step)
+      state, metrics = fn(state, dataset.train, order.at(step), hparams)
+      log.add(metrics)
       step += n
-      starting = begins.get(step, [])  # this phase ended; these begin
-      at_end = bool(starting)
+
+      starting = schedule.begins.get(step, [])  # this phase ended; these begin
       # Read once (the signal may land anywhere in this iteration); with several processes they
       # must agree on the step they stop at, so they compare flags at every log step.
       stopping = (parallel.any_process(stop.requested)
                   if jax.process_count() == 1 or step % config.log_every == 0 else False)
-      save_now = step % config.checkpoint_every == 0 or step == total or stopping or at_end
+      save_now = (step % config.checkpoint_every == 0 or step == total or stopping
+                  or bool(starting))
       if step % config.log_every == 0 or save_now:
-        flush(phase)
-      if at_end:
-        for m, mstate in zip(members, member_states(state)):
-          if not phase.adversarial and m.strategy.has_autoencoder:
-            mse = _heldout_reconstruction(m.strategy, mstate, dataset,
-                                          m.key(_RECON_KEY), m.workdir, m.writer, step, chief)
-            logging.info("Held-out reconstruction MSE after %s: %.5f", phase.name, mse)
-        for i in starting:
-          if strategy.phases[i].begin is not None:
-            state = each_member(state, lambda m, s: m.strategy.phases[i].begin(s, dataset))
+        log.flush(step, phase)
+      if starting:
+        state = _begin_phases(runs, state, phase, starting, dataset, step, chief)
       # The run ends with the last phase's outputs even when that phase had no step.
       adversarial = (strategy.phases[-1] if step == total else phase).adversarial
       sampling = adversarial and (step % config.sample_every == 0 or step == total)
       evaluating = evaluator and adversarial and (step % config.eval_every == 0
                                                   or step == total)
       if sampling or evaluating or save_now:
-        for i, (m, mstate) in enumerate(zip(members, member_states(state))):
+        for i, (m, mstate) in enumerate(zip(runs.members, runs.split(state))):
           if sampling:
-            save_grid(m, mstate, step)
+            outputs.grid(m, mstate, step)
           if evaluating:
-            scalars, protocol = evaluator(m.strategy, mstate, seed=m.config.seed,
-                                          final=step == total)
-            if step == total:
-              m.evaluation = {"step": step, "metrics": scalars, "protocol": protocol}
-            m.writer.write(step, "eval", scalars)
-            logging.info("step %d eval%s: %s", step, f" member {i}" if population else "",
-                         " ".join(f"{k}={v:.4g}" for k, v in scalars.items()))
+            outputs.evaluate(m, mstate, step, final=step == total, label=runs.label(i))
           if save_now:
             m.ckpt.save(step, mstate, m.config, force=True)
             m.last_good = step
       if stopping:
-        for m in members:
+        for m in runs.members:
           m.ckpt.wait()
           m.writer.close()
         logging.info("SIGTERM: saved checkpoint at step %d; exiting.", step)
         raise SystemExit(143)
 
-  finals = member_states(state)
-  for m, mstate in zip(members, finals):
-    latest_png = os.path.join(m.workdir, "samples", "latest.png")
-    if step == total and not os.path.exists(latest_png):
-      save_grid(m, mstate, step)  # a resumed, finished run still leaves a picture
-    if chief:
-      if os.path.exists(latest_png):
-        shutil.copyfile(latest_png, os.path.join(m.workdir, "samples", "final.png"))
-      summary = writers.write_summary(m.workdir, step, m.evaluation)
-      if first_step < step == total:  # trained to the end here (not a finished run reopened)
-        m.writer.write_hparams(step, m.config.to_dict(), {
-            k: v for k, v in summary["final"].items() if not k.endswith("steps_per_sec")})
+  finals = runs.split(state)
+  for m, mstate in zip(runs.members, finals):
+    outputs.finish(m, mstate, step, total, trained_here=first_step < step == total)
     m.ckpt.close()
     m.writer.close()
   logging.info("Done: %d steps; outputs in %s%s", total, workdirs[0],
-               f" and {len(members) - 1} more" if population else "")
+               f" and {len(runs.members) - 1} more" if runs.population else "")
   return finals
 
 
