@@ -2,7 +2,8 @@
 
 Every field is a flag of the same name (`--batch_size=128`), so the entry points, presets
 (flagfiles) and the checkpoint's record of the configuration can never drift apart. A new
-field here is a new flag everywhere.
+field here is a new flag everywhere. A strategy's own hyperparameters are declared in its
+module (`HYPERPARAMETERS`, aegan_jax/hyperparameters.py) and become fields of the same Config.
 """
 
 import dataclasses
@@ -12,6 +13,7 @@ import math
 import os
 from typing import Any
 
+from aegan_jax import hyperparameters, strategies
 from aegan_jax.errors import UserError
 
 
@@ -19,9 +21,10 @@ def _field(default, help_text: str, **meta):
   return dataclasses.field(default=default, metadata={"help": help_text, **meta})
 
 
-@dataclasses.dataclass(frozen=True)
 class Config:
-  """Everything that decides what a run computes (plus a few run-control knobs)."""
+  """Everything that decides what a run computes (plus a few run-control knobs). A frozen
+  dataclass; each strategy's own hyperparameters are added below the class (they are declared
+  in the strategy's module, aegan_jax/hyperparameters.py)."""
 
   # What to train.
   dataset: str = _field("mnist5k", "Dataset name (see aegan_jax.data).")
@@ -54,27 +57,6 @@ class Config:
       "learned",
       "How noise reaches the code space in ae_pretrain: 'gaussian' (a Gaussian fitted to the "
       "training codes, fixed) or 'learned' (the same affine map, then trained adversarially).")
-  anchor_weight: float = _field(
-      0.0, "ae_pretrain: keep the reconstruction loss in the adversarial phase: after each "
-      "GAN step, the generator's decoder takes an Adam step (--g_lr) on this weight times "
-      "||x - Dec(E(x))||^2 with the pretrained, frozen encoder E; 0 = off.",
-      strategy="ae_pretrain")
-  d_warmup_steps: int = _field(
-      0, "ae_pretrain: steps at the start of the adversarial phase in which only D trains, "
-      "against the pretrained generator held still, so G's first gradients come from a D that "
-      "has learned where G and the data differ rather than from a random one; 0 = off.",
-      strategy="ae_pretrain")
-  ae_lr_decay: bool = _field(
-      False, "ae_pretrain: cosine-decay the autoencoder's learning rate to 0 over "
-      "--pretrain_steps (a constant Adam step leaves the codes, and so the decoder's precision, "
-      "noisy).", strategy="ae_pretrain")
-  code_components: int = _field(
-      1, "ae_pretrain: Gaussian components fitted to the training codes (EM); noise lands in "
-      "one of them, chosen with the fitted weights. 1 = the single Gaussian (PCA map).",
-      strategy="ae_pretrain")
-  code_fit_restarts: int = _field(
-      1, "ae_pretrain: EM starts for the code mixture; the most likely fit is kept.",
-      strategy="ae_pretrain")
   mlp_hidden: tuple[int, ...] = _field(
       (512, 512), "Hidden widths of the mlp networks (the seed's: 128), in the encoder's "
       "order; the decoder/generator mirrors them. Also the encoder's and discriminator's unless "
@@ -155,27 +137,6 @@ class Config:
       "D) or simultaneous (both gradients at the same point, from one forward pass, as the "
       "Unrolled GAN, GDPP, VEEGAN, ALI and PacGAN code train).", technique=True)
 
-  # Strategy hyperparameters, the papers' defaults; each is refused by the other strategies.
-  mdgan_lambda1: float = _field(0.2, "Regularized GAN (mdgan): weight of the geometric "
-                                "regularizer d(x, G(E(x))).", strategy="mdgan")
-  mdgan_lambda2: float = _field(0.4, "Regularized GAN (mdgan): weight of the mode regularizer "
-                                "-log D(G(E(x))).", strategy="mdgan")
-  vaegan_gamma: float = _field(1.0, "VAE-GAN: weight of the feature-space reconstruction in "
-                               "the decoder's loss (gamma in Larsen et al.).", strategy="vaegan")
-  ebgan_margin: float = _field(
-      -1.0, "EBGAN: margin m of max(0, m - D(G(z))), in units of the energy ||x - D(x)||_2. "
-      "-1 (auto): the paper's MNIST value 10 on images; on real-valued data (the 2-D "
-      "mixtures) the root-mean-square norm of the training examples, the same rule that "
-      "gives MNIST about 9.4.", strategy="ebgan")
-  ebgan_pt_weight: float = _field(0.1, "EBGAN: pull-away term weight.", strategy="ebgan")
-  began_gamma: float = _field(0.5, "BEGAN: diversity ratio gamma = E L(G(z)) / E L(x).",
-                              strategy="began")
-  began_lambda_k: float = _field(0.001, "BEGAN: learning rate of the balance k_t.",
-                                 strategy="began")
-  veegan_recon_weight: float = _field(
-      1.0, "VEEGAN: weight of the reconstructor's negative log-likelihood "
-      "||z - F(G(z))||^2 / 2 (a unit-variance Gaussian F).", strategy="veegan")
-
   # Run control: may change when a run is resumed.
   log_every: int = _field(200, "Log metrics every N steps.", run_control=True)
   sample_every: int = _field(2000, "Write a sample grid every N steps.", run_control=True)
@@ -226,14 +187,18 @@ class Config:
     return dataclasses.replace(self, **kw)
 
 
+# Each strategy's own flags, declared in its module (HYPERPARAMETERS), become fields here, owned
+# by that strategy: strategies.check refuses them for the others, validate holds them to their
+# bounds.
+HYPERPARAMETERS = hyperparameters.declared(strategies.STRATEGIES)
+for _name, (_owner, _hp) in HYPERPARAMETERS.items():
+  Config.__annotations__[_name] = type(_hp.default)
+  setattr(Config, _name, _hp.field(_owner))
+Config = dataclasses.dataclass(frozen=True)(Config)
+
+
 def run_control_fields() -> set[str]:
   return {f.name for f in dataclasses.fields(Config) if f.metadata.get("run_control")}
-
-
-def non_default_fields(config: Config, key: str) -> dict[str, Any]:
-  """{field: metadata[key]} for fields carrying `key` whose value is not the default."""
-  return {f.name: f.metadata[key] for f in dataclasses.fields(Config)
-          if key in f.metadata and getattr(config, f.name) != f.default}
 
 
 def incompatible_fields(saved: dict[str, Any], current: Config) -> list[str]:
@@ -250,7 +215,7 @@ INT32_MAX = 2**31 - 1
 def validate(config: Config) -> Config:
   """Checks values that no registry lookup catches; raises UserError naming the fix."""
   positive_ints = ["steps_per_call", "batch_size", "latent_dim", "code_dim",
-                   "dcgan_channels", "code_components", "code_fit_restarts", "pack",
+                   "dcgan_channels", "pack",
                    "maxout_pieces",
                    "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "grid_size",
                    "eval_samples"]
@@ -259,7 +224,7 @@ def validate(config: Config) -> Config:
       raise UserError(f"--{name} must be a positive integer, got {getattr(config, name)}")
   # --steps=0 is a strategy's pretraining alone (ae_pretrain: the autoencoder and its code
   # prior, no adversarial step); a strategy without pretraining refuses it when built.
-  for name in ["steps", "pretrain_steps", "d_warmup_steps", "decoder_noise_dim", "eval_every",
+  for name in ["steps", "pretrain_steps", "decoder_noise_dim", "eval_every",
                "classifier_steps"]:
     if getattr(config, name) < 0:
       raise UserError(f"--{name} must be >= 0, got {getattr(config, name)}")
@@ -311,12 +276,10 @@ def validate(config: Config) -> Config:
                       f"--arch={config.arch}, or use --arch=mlp")
   if config.code_mapping not in ("gaussian", "learned"):
     raise UserError(f"unknown --code_mapping {config.code_mapping!r}; choose gaussian or learned")
-  for name in ["gp_weight", "r1_weight", "encoder_feature_weight", "historical_weight",
-               "mdgan_lambda1", "mdgan_lambda2", "vaegan_gamma", "ebgan_margin",
-               "ebgan_pt_weight", "began_lambda_k", "veegan_recon_weight", "anchor_weight"]:
+  for name, (_, hp) in HYPERPARAMETERS.items():  # each strategy's own, by their declared bounds
+    hp.check(name, getattr(config, name))
+  for name in ["gp_weight", "r1_weight", "encoder_feature_weight", "historical_weight"]:
     v = getattr(config, name)
-    if name == "ebgan_margin" and v == -1:  # auto
-      continue
     if not (math.isfinite(v) and v >= 0):
       raise UserError(f"--{name} must be a finite number >= 0, got {v}")
   if config.n_critic < 1:
@@ -327,9 +290,6 @@ def validate(config: Config) -> Config:
   if not 0 <= config.ema_decay < 1:
     raise UserError(f"--ema_decay must be in [0, 1) (0 = off, 0.999 is usual), got "
                     f"{config.ema_decay}")
-  if not 0 < config.began_gamma <= 1:
-    raise UserError(f"--began_gamma must be in (0, 1] (BEGAN uses 0.5 to 0.75), got "
-                    f"{config.began_gamma}")
   if config.recon_loss not in ("mse", "bce"):
     raise UserError(f"unknown --recon_loss {config.recon_loss!r}; choose mse or bce")
   if config.dtype not in ("float32", "bfloat16"):
@@ -357,6 +317,11 @@ def flag_groups() -> list[tuple[str, list[str]]]:
       groups.append((title, []))
     elif field and field.group(1) in names and groups:
       groups[-1][1].append(field.group(1))
+  owners: dict[str, list[str]] = {}  # each strategy's own flags, declared in its module
+  for name, (owner, _) in HYPERPARAMETERS.items():
+    owners.setdefault(owner, []).append(name)
+  groups += [(f"--strategy={owner}'s own hyperparameters", names)
+             for owner, names in owners.items()]
   return [g for g in groups if g[1]]
 
 

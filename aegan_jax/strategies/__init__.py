@@ -1,8 +1,10 @@
 """Training strategies, looked up by name with --strategy.
 
 A strategy is a module with `build(config, spec) -> Strategy` (spec: a data.Spec, the example
-shape and value range; see base.py) and `TECHNIQUES`, the technique flags it honours; it is
-registered here with one line. `build` refuses the flags a strategy cannot use, in one line.
+shape and value range; see base.py), `TECHNIQUES`, the technique flags it honours, and
+optionally `HYPERPARAMETERS`, its own flags with defaults, help and bounds
+(aegan_jax/hyperparameters.py); it is registered here with one line. `build` refuses the flags
+a strategy cannot use, in one line.
 """
 
 from types import ModuleType

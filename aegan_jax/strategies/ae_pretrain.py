@@ -30,6 +30,7 @@ import optax
 from aegan_jax import code_prior
 from aegan_jax.adversarial import Adversary
 from aegan_jax.errors import UserError
+from aegan_jax.hyperparameters import Hyperparameter
 from aegan_jax.losses import RECONSTRUCTION, mse_linear
 from aegan_jax.models import apply_model
 from aegan_jax.state import adam, apply_gradients, generator_optimizer
@@ -39,6 +40,30 @@ from aegan_jax.strategies.base import (GAN_TECHNIQUES, Phase, Strategy, build_ne
                                        packed_input, restart_averages)
 
 TECHNIQUES = GAN_TECHNIQUES
+
+# Its own flags (aegan_jax/hyperparameters.py); the other strategies refuse them.
+HYPERPARAMETERS = {
+    "anchor_weight": Hyperparameter(
+        0.0, "ae_pretrain: keep the reconstruction loss in the adversarial phase: after each "
+        "GAN step, the generator's decoder takes an Adam step (--g_lr) on this weight times "
+        "||x - Dec(E(x))||^2 with the pretrained, frozen encoder E; 0 = off.", minimum=0),
+    "d_warmup_steps": Hyperparameter(
+        0, "ae_pretrain: steps at the start of the adversarial phase in which only D trains, "
+        "against the pretrained generator held still, so G's first gradients come from a D "
+        "that has learned where G and the data differ rather than from a random one; 0 = off.",
+        minimum=0),
+    "ae_lr_decay": Hyperparameter(
+        False, "ae_pretrain: cosine-decay the autoencoder's learning rate to 0 over "
+        "--pretrain_steps (a constant Adam step leaves the codes, and so the decoder's "
+        "precision, noisy)."),
+    "code_components": Hyperparameter(
+        1, "ae_pretrain: Gaussian components fitted to the training codes (EM); noise lands "
+        "in one of them, chosen with the fitted weights. 1 = the single Gaussian (PCA map).",
+        minimum=1),
+    "code_fit_restarts": Hyperparameter(
+        1, "ae_pretrain: EM starts for the code mixture; the most likely fit is kept.",
+        minimum=1),
+}
 
 
 def build(config, spec) -> Strategy:

@@ -15,7 +15,6 @@ import jax
 import jax.numpy as jnp
 
 from aegan_jax.adversarial import Adversary, ema_update
-from aegan_jax.config import non_default_fields
 from aegan_jax.errors import UserError
 from aegan_jax.losses import ADVERSARIAL
 from aegan_jax.models import ARCHS, apply_model, init_model, mlp
@@ -344,17 +343,24 @@ def restart_averages(state: TrainState) -> TrainState:
   return state.replace(extras=extras)
 
 
+def _non_default_fields(config, key: str) -> dict[str, Any]:
+  """{field: metadata[key]} for the config's fields carrying `key` whose value is not the
+  default."""
+  return {f.name: f.metadata[key] for f in dataclasses.fields(config)
+          if key in f.metadata and getattr(config, f.name) != f.default}
+
+
 def check_options(config, name: str, techniques: frozenset, supporters: dict) -> None:
   """Refuses, in one line, a technique or strategy hyperparameter this strategy cannot use.
 
   `supporters`: technique -> the strategies that accept it (for the error's suggestion).
   """
-  for field, _ in non_default_fields(config, "technique").items():
+  for field, _ in _non_default_fields(config, "technique").items():
     if field not in techniques:
       users = ", ".join(sorted(supporters.get(field, ()))) or "none"
       raise UserError(f"--{field} does not apply to --strategy={name} (it applies to: {users}); "
                       f"drop the flag or pick one of those strategies")
-  for field, owner in non_default_fields(config, "strategy").items():
+  for field, owner in _non_default_fields(config, "strategy").items():
     if owner != name:
       raise UserError(f"--{field} is a hyperparameter of --strategy={owner}, not {name}; "
                       f"drop it")

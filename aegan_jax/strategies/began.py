@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from aegan_jax.errors import UserError
+from aegan_jax.hyperparameters import Hyperparameter
 from aegan_jax.models import apply_model
 from aegan_jax.state import adam, apply_gradients, generator_optimizer
 from aegan_jax.strategies.base import (Phase, Strategy, adversarial_init, autoencoder_networks,
@@ -33,6 +34,12 @@ from aegan_jax.strategies.base import (Phase, Strategy, adversarial_init, autoen
 # The k_t balance replaces the adversarial game and every D regularizer of adversarial.py;
 # the generator's EMA is applied by the trainer, whatever the strategy.
 TECHNIQUES = frozenset({"ema_decay"})
+HYPERPARAMETERS = {  # its own flags (aegan_jax/hyperparameters.py), the paper's defaults
+    "began_gamma": Hyperparameter(0.5, "BEGAN: diversity ratio gamma = E L(G(z)) / E L(x).",
+                                  above=0, maximum=1, hint="(BEGAN uses 0.5 to 0.75)"),
+    "began_lambda_k": Hyperparameter(0.001, "BEGAN: learning rate of the balance k_t.",
+                                     minimum=0),
+}
 
 
 def l1_energy(x: jax.Array, recon: jax.Array) -> jax.Array:

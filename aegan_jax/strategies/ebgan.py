@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from aegan_jax.errors import UserError
+from aegan_jax.hyperparameters import Hyperparameter
 from aegan_jax.models import apply_model
 from aegan_jax.state import adam, apply_gradients, generator_optimizer
 from aegan_jax.strategies.base import (Phase, Strategy, adversarial_init, autoencoder_networks,
@@ -36,6 +37,14 @@ from aegan_jax.strategies.base import (Phase, Strategy, adversarial_init, autoen
 # The energy replaces the adversarial game and every D regularizer of adversarial.py; the
 # generator's EMA is applied by the trainer, whatever the strategy.
 TECHNIQUES = frozenset({"ema_decay"})
+HYPERPARAMETERS = {  # its own flags (aegan_jax/hyperparameters.py), the paper's defaults
+    "ebgan_margin": Hyperparameter(
+        -1.0, "EBGAN: margin m of max(0, m - D(G(z))), in units of the energy ||x - D(x)||_2. "
+        "-1 (auto): the paper's MNIST value 10 on images; on real-valued data (the 2-D "
+        "mixtures) the root-mean-square norm of the training examples, the same rule that "
+        "gives MNIST about 9.4.", minimum=0, auto=-1),
+    "ebgan_pt_weight": Hyperparameter(0.1, "EBGAN: pull-away term weight.", minimum=0),
+}
 
 # Keeps the gradient of a norm finite where the norm is 0 (a perfect reconstruction, a zero code).
 _EPS = 1e-12

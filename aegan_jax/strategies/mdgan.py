@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from aegan_jax.adversarial import Adversary, update_discriminator
+from aegan_jax.hyperparameters import Hyperparameter
 from aegan_jax.models import apply_model
 from aegan_jax.state import adam, apply_gradients, generator_optimizer
 from aegan_jax.steps import pack_examples, update_every
@@ -31,6 +32,12 @@ from aegan_jax.strategies.base import (D_TECHNIQUES, Phase, Strategy, adversaria
                                        encoder_networks, generator_reconstruct, packed_input)
 
 TECHNIQUES = D_TECHNIQUES | {"pack"}
+HYPERPARAMETERS = {  # its own flags (aegan_jax/hyperparameters.py), the paper's defaults
+    "mdgan_lambda1": Hyperparameter(0.2, "Regularized GAN (mdgan): weight of the geometric "
+                                    "regularizer d(x, G(E(x))).", minimum=0),
+    "mdgan_lambda2": Hyperparameter(0.4, "Regularized GAN (mdgan): weight of the mode "
+                                    "regularizer -log D(G(E(x))).", minimum=0),
+}
 
 
 def generator_objective(adv: Adversary, fake_logits, recon, x, recon_logits, lambda1, lambda2):

@@ -40,6 +40,7 @@ import optax
 
 from aegan_jax.adversarial import Adversary, update_discriminator
 from aegan_jax.errors import UserError
+from aegan_jax.hyperparameters import Hyperparameter
 from aegan_jax.models import apply_model
 from aegan_jax.state import adam, apply_gradients, generator_optimizer
 from aegan_jax.steps import update_every
@@ -47,6 +48,10 @@ from aegan_jax.strategies.base import (D_TECHNIQUES, Phase, Strategy, adversaria
                                        encoder_networks, generator_reconstruct)
 
 TECHNIQUES = D_TECHNIQUES
+HYPERPARAMETERS = {  # its own flags (aegan_jax/hyperparameters.py), the paper's defaults
+    "vaegan_gamma": Hyperparameter(1.0, "VAE-GAN: weight of the feature-space reconstruction "
+                                   "in the decoder's loss (gamma in Larsen et al.).", minimum=0),
+}
 
 
 def posterior(e: jax.Array, latent_dim: int) -> tuple[jax.Array, jax.Array]:

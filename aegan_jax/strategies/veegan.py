@@ -32,6 +32,7 @@ import jax.numpy as jnp
 
 from aegan_jax.adversarial import update_discriminator
 from aegan_jax.errors import UserError
+from aegan_jax.hyperparameters import Hyperparameter
 from aegan_jax.models import apply_model
 from aegan_jax.steps import pullback_update
 from aegan_jax.strategies.base import (Strategy, joint_game, joint_step_end, joint_strategy,
@@ -43,6 +44,11 @@ from aegan_jax.strategies.base import (Strategy, joint_game, joint_step_end, joi
 # pulls generated pairs toward the data's, only less steeply.
 TECHNIQUES = frozenset({"gp_weight", "r1_weight", "n_critic", "label_smoothing", "ema_decay",
                         "update"})
+HYPERPARAMETERS = {  # its own flags (aegan_jax/hyperparameters.py), the paper's defaults
+    "veegan_recon_weight": Hyperparameter(
+        1.0, "VEEGAN: weight of the reconstructor's negative log-likelihood "
+        "||z - F(G(z))||^2 / 2 (a unit-variance Gaussian F).", minimum=0),
+}
 
 
 def check(config) -> None:
