@@ -97,7 +97,8 @@ def compile_phase(config: config_lib.Config, strategy: Strategy, phase_name: str
   batches, are split over the devices (each device trains whole members: no communication).
   """
   def one(state: TrainState, data, perm, hparams):
-    strat = strategies.build(config.replace(**hparams), spec) if hparams else strategy
+    strat = (strategies.build(config.replace(**hparams), spec, checked=True) if hparams
+             else strategy)
     phase = next(p for p in strat.phases if p.name == phase_name)
     batch = pipeline.batch_from_permutation(data, perm, state.step, config.samples_per_step)
     if not spread:
@@ -201,7 +202,7 @@ def dry_run(config: config_lib.Config) -> dict:
   check_names(config)
   dataset = data_lib.load(config.dataset, config.data_dir)
   data_lib.check_batch_size(dataset, config.batch_size, config.pack)
-  strategy = strategies.build(config, dataset.spec)
+  strategy = strategies.build(config, dataset.spec, checked=True)
   state = jax.eval_shape(strategy.init, jax.random.key(config.seed))
   params = {name: int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(tree)))
             for name, tree in state.params.items()}
@@ -572,7 +573,7 @@ def _train_locked(configs: list[config_lib.Config], workdirs: list[str],
   dataset = data_lib.load(config.dataset, config.data_dir)
   data_lib.check_batch_size(dataset, config.batch_size, config.pack)
   dataset = dataclasses.replace(dataset, train=dp.replicate(dataset.train))
-  runs = _Runs([_Member(c, w, strategies.build(c, dataset.spec), ck,
+  runs = _Runs([_Member(c, w, strategies.build(c, dataset.spec, checked=True), ck,
                         writers.MetricWriter(w, enabled=chief))
                 for c, w, ck in zip(configs, workdirs, ckpts)], dp)
   strategy, total = runs.strategy, runs.strategy.total_steps

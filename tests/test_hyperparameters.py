@@ -59,3 +59,16 @@ def test_a_name_declared_by_two_strategies_is_refused():
   registry.register("a")(types.SimpleNamespace(HYPERPARAMETERS={"a_weight": hp}))
   registry.register("b")(types.SimpleNamespace())  # none of its own
   assert hyperparameters.declared(registry) == {"a_weight": ("a", hp)}
+
+
+def test_a_run_checks_its_strategy_once_per_member(tmp_path, monkeypatch):
+  """Checked once, before anything is loaded: not again when the members are built, nor inside
+  the traced step where a population's varied floats are traced values."""
+  from aegan_jax import train
+  calls = []
+  check = strategies.check
+  monkeypatch.setattr(strategies, "check", lambda c: (calls.append(c.g_lr), check(c)))
+  base = Config(dataset="grid", strategy="mdgan", mlp_hidden=(16,), latent_dim=2, steps=4,
+                batch_size=32, log_every=2, sample_every=4, checkpoint_every=4, eval_every=0)
+  train.train_members(base, str(tmp_path / "pop"), 2, "g_lr=1e-4,3e-4")
+  assert sorted(calls) == [1e-4, 3e-4]

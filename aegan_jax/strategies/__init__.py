@@ -46,8 +46,11 @@ def check(config) -> None:
   check_options(config, config.strategy, module.TECHNIQUES, supporters())
 
 
-def build(config, spec) -> Strategy:
-  check(config)
+def build(config, spec, checked: bool = False) -> Strategy:
+  """The strategy for `config`; `checked`: the trainer ran `check` once, before loading
+  anything, so the members' builds (and a population's rebuild inside the traced step) skip it."""
+  if not checked:
+    check(config)
   strategy = STRATEGIES.get(config.strategy).build(config, spec)
   if strategy.total_steps == 0:
     raise UserError(f"--steps=0 leaves --strategy={config.strategy} nothing to train (it has no "
