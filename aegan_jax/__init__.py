@@ -2,6 +2,7 @@
 
 Modules, one concern each:
   config       the run's settings (one frozen dataclass) and their validation
+  hyperparameters  a strategy's own flags (default, help, bounds), declared in its module
   errors       UserError: bad input, reported as one line without a traceback
   registry     name -> builder tables (datasets, archs, strategies, losses)
   models/      Flax modules (Encoder, Decoder, Generator, Discriminator) per arch
