@@ -88,8 +88,8 @@ def test_a_run_compiles_each_phase_once(tiny, tmp_path, monkeypatch, steps_per_c
   phase step is wrapped in chex.assert_max_traces, which raises on a second trace."""
   build = strategies.build
 
-  def build_checked(config, spec):
-    s = build(config, spec)
+  def build_checked(config, spec, **kw):
+    s = build(config, spec, **kw)
     # One trace for the single-step call, one inside the chunked call (when there is one).
     n = 1 if steps_per_call == 1 else 2
 
