@@ -301,13 +301,13 @@ class _Runs:
     self.strategy = members[0].strategy  # phases, step counts and networks are shared by all
     self.population = len(members) > 1
     self.spread = self.population and dp.spreads(len(members))
-    self._dp = dp
+    self.dp = dp  # the mesh the states are placed on
     # Every member's state in one dispatch (slicing leaf by leaf, member by member, costs ~20 ms
     # a member on CPU).
     self._split = jax.jit(lambda s: [population_lib.unstack(s, i) for i in range(len(members))])
 
   def place(self, tree):
-    return jax.device_put(tree, self._dp.batch) if self.spread else self._dp.replicate(tree)
+    return jax.device_put(tree, self.dp.batch) if self.spread else self.dp.replicate(tree)
 
   def join(self, states: list[TrainState]) -> TrainState:
     """The members' states as the one state the compiled step takes, placed."""
@@ -342,8 +342,8 @@ def _resume_step(ckpts: list[Checkpointer], configs: list[config_lib.Config],
   return None if steps[0] is None else min(steps)
 
 
-def _restore_or_init(runs: _Runs, dataset: data_lib.Dataset, latest: Optional[int],
-                     dp: parallel.DataParallel) -> TrainState:
+def _restore_or_init(runs: _Runs, dataset: data_lib.Dataset,
+                     latest: Optional[int]) -> TrainState:
   """The members' newest checkpoints that verify (all from the oldest of those), or fresh
   states with the first phase begun; placed. Metric rows past that point are dropped."""
   members = runs.members
@@ -356,7 +356,7 @@ def _restore_or_init(runs: _Runs, dataset: data_lib.Dataset, latest: Optional[in
         state = m.strategy.phases[0].begin(state, dataset)
       states.append(state)
     return runs.join(states)
-  abstracts = [dp.abstract(jax.eval_shape(m.strategy.init, m.root)) for m in members]
+  abstracts = [runs.dp.abstract(jax.eval_shape(m.strategy.init, m.root)) for m in members]
   restored = [m.ckpt.restore_verified(latest, a) for m, a in zip(members, abstracts)]
   latest = min(s for _, s in restored)
   if any(s != latest for _, s in restored):
@@ -383,12 +383,12 @@ class _Schedule:
   """Which compiled function runs at each step: the phase's step, or `steps_per_call` of them
   fused in one call where a chunk fits, and which phases begin where."""
 
-  def __init__(self, config: config_lib.Config, runs: _Runs, spec, dp: parallel.DataParallel,
+  def __init__(self, config: config_lib.Config, runs: _Runs, spec,
                traced: tuple[str, ...], intervals: list[int]):
     strategy = runs.strategy
     self._strategy = strategy
     self._per_call = config.steps_per_call
-    compile_ = functools.partial(compile_phase, config, strategy, spec=spec, dp=dp,
+    compile_ = functools.partial(compile_phase, config, strategy, spec=spec, dp=runs.dp,
                                  population=len(runs.members), traced=traced, spread=runs.spread)
     self.fns = {p.name: compile_(p.name) for p in strategy.phases}
     self._chunked = ({p.name: compile_(p.name, steps_per_call=self._per_call)
@@ -419,13 +419,12 @@ class _Schedule:
 class _DataOrder:
   """Each member's epoch order from its own data key, all in one call, made once per epoch."""
 
-  def __init__(self, runs: _Runs, dataset: data_lib.Dataset, per_epoch: int,
-               dp: parallel.DataParallel):
+  def __init__(self, runs: _Runs, dataset: data_lib.Dataset, per_epoch: int):
     self._runs = runs
     self._num_train = dataset.num_train
     self._per_epoch = per_epoch
     self._permute = jax.jit(jax.vmap(pipeline.epoch_permutation, in_axes=(0, None, None)),
-                            static_argnums=2, out_shardings=dp.replicated)
+                            static_argnums=2, out_shardings=runs.dp.replicated)
     self._keys = jnp.stack([m.key(_DATA_KEY) for m in runs.members])
     self._epoch, self._perm = -1, None
 
@@ -578,13 +577,13 @@ def _train_locked(configs: list[config_lib.Config], workdirs: list[str],
                 for c, w, ck in zip(configs, workdirs, ckpts)], dp)
   strategy, total = runs.strategy, runs.strategy.total_steps
   evaluator = _make_evaluator(config, dataset)
-  state = _restore_or_init(runs, dataset, latest, dp)
+  state = _restore_or_init(runs, dataset, latest)
   if chief:
     _write_run_files(runs.members, dataset.spec)
 
   per_epoch = pipeline.steps_per_epoch(dataset.num_train, config.samples_per_step)
-  order = _DataOrder(runs, dataset, per_epoch, dp)
-  schedule = _Schedule(config, runs, dataset.spec, dp, traced, [
+  order = _DataOrder(runs, dataset, per_epoch)
+  schedule = _Schedule(config, runs, dataset.spec, traced, [
       config.log_every, config.checkpoint_every, config.sample_every, per_epoch,
       config.eval_every if evaluator else 0])
   hparams = runs.place(population_lib.hparams(configs, traced)) if runs.population else {}
