@@ -8,8 +8,9 @@ program (`experiments.train --population=5`) in runs/cells/<cell>, evaluated eve
 --eval_every steps with the VEEGAN mode protocol (2,500 samples; modes, % HQ, reverse KL),
 so each cell carries its learning curve. A finished cell writes docs/results/cells/<cell>.json
 (per-seed final scores, the curve, wall time, the exact command) and is never run again. The
-budget stops training between checkpoints; the next invocation resumes the cell in progress
-from its checkpoint. `python -m scripts.tables` turns the cell files into docs/results/modes.md.
+budget stops training; the next invocation resumes the cell in progress from its last
+checkpoint. A stopped cell writes its curve so far to docs/results/cells/<cell>.partial.json
+(the step it reached, the scores there), which the finished cell's JSON replaces. `python -m scripts.tables` turns the cell files into docs/results/modes.md.
 """
 
 import json
@@ -101,33 +102,54 @@ def train_command(cell: dict) -> list[str]:
 
 
 def read_curve(workdir: str) -> list[list[dict]]:
-  """Per member, the eval rows of metrics.jsonl: [{step, modes_captured, ...}, ...]."""
+  """Per member, the eval rows of metrics.jsonl: [{step, modes_captured, ...}, ...], one per
+  step (a resumed run evaluates again what it redid after its checkpoint: the last row wins)."""
   members = sorted(d for d in os.listdir(workdir) if d.startswith("member_"))
   curves = []
   for m in members:
-    rows = [json.loads(l) for l in open(os.path.join(workdir, m, "metrics.jsonl"))]
-    curves.append([{k: r[k] for k in ("step", "modes_captured", "high_quality_percent",
-                                      "reverse_kl")}
-                   for r in rows if r.get("phase") == "eval"])
+    path = os.path.join(workdir, m, "metrics.jsonl")
+    by_step = {}
+    for line in open(path) if os.path.exists(path) else ():
+      try:
+        r = json.loads(line)
+      except json.JSONDecodeError:  # the last line of a run the budget killed mid-write
+        continue
+      if r.get("phase") == "eval":
+        by_step[r["step"]] = {k: r[k] for k in ("step", "modes_captured",
+                                                "high_quality_percent", "reverse_kl")}
+    curves.append([by_step[s] for s in sorted(by_step)])
   return curves
 
 
-def finish(cell: dict, command: list[str], wall_s: float) -> dict:
+def cell_path(cell: dict, partial: bool = False) -> str:
+  return os.path.join(FLAGS.out, f"{cell['name']}{'.partial' if partial else ''}.json")
+
+
+def record(cell: dict, command: list[str], wall_s: float, stopped: bool = False) -> dict:
+  """Writes the cell's JSON: finished, or (stopped=True) its curve so far as .partial.json."""
   workdir = os.path.join(FLAGS.root, cell["name"])
   curves = read_curve(workdir)
+  config_path = os.path.join(workdir, "member_00", "config.json")
+  config = json.load(open(config_path)) if os.path.exists(config_path) else {}
   result = {**{k: cell[k] for k in ("name", "protocol", "dataset", "entry", "preset")},
-            "seeds": len(curves), "final": [c[-1] for c in curves],
+            "seeds": len(curves), "final": [c[-1] for c in curves if c],
             "curve": curves, "wall_seconds": round(wall_s, 1),
             # The cores this driver could use (`taskset -c 0` gives 1): walls compare only so.
             "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                          else os.cpu_count(),
             "command": " ".join(shlex.quote(a) for a in ["python"] + command[1:]),
-            "config": json.load(open(os.path.join(workdir, "member_00", "config.json")))}
+            "config": config}
+  if stopped:
+    # Where the budget stopped it: the evaluated step all seeds reached, of the planned steps.
+    result["in_progress"] = {"step": min((c[-1]["step"] for c in curves if c), default=0),
+                             "of_steps": config.get("steps")}
   os.makedirs(FLAGS.out, exist_ok=True)
-  path = os.path.join(FLAGS.out, f"{cell['name']}.json")
+  path = cell_path(cell, partial=stopped)
   with open(path + ".tmp", "w") as f:
     json.dump(result, f, indent=1)
   os.replace(path + ".tmp", path)
+  if not stopped and os.path.exists(cell_path(cell, partial=True)):
+    os.remove(cell_path(cell, partial=True))
   return result
 
 
@@ -139,10 +161,13 @@ def main(argv):
     if unknown:
       raise cli.UserError(f"unknown --only cell(s) {','.join(sorted(unknown))}; see --list")
     cells = [c for c in cells if c["name"] in FLAGS.only]
-  done = lambda c: os.path.exists(os.path.join(FLAGS.out, f"{c['name']}.json"))
+  done = lambda c: os.path.exists(cell_path(c))
   if FLAGS.list:
     for c in cells:
-      print(f"{c['name']:32s} {'finished' if done(c) else 'pending'}")
+      state = ("finished" if done(c) else "stopped at step "
+               f"{json.load(open(cell_path(c, True)))['in_progress']['step']:,}"
+               if os.path.exists(cell_path(c, True)) else "pending")
+      print(f"{c['name']:32s} {state}")
     return
   deadline = time.monotonic() + 60 * FLAGS.budget_minutes
   for cell in cells:
@@ -166,13 +191,14 @@ def main(argv):
     with open(wall_path, "w") as f:
       f.write(str(spent))
     if proc is None:
-      logging.warning("budget spent inside %s after %.0f s; rerun to resume it", cell["name"],
-                      spent)
+      r = record(cell, command, spent, stopped=True)
+      logging.warning("budget spent inside %s after %.0f s at step %d; rerun to resume it",
+                      cell["name"], spent, r["in_progress"]["step"])
       return
     if proc.returncode != 0:
       raise cli.UserError(f"cell {cell['name']} failed (exit {proc.returncode}); its log is "
                           f"above, its workdir {os.path.join(FLAGS.root, cell['name'])}")
-    r = finish(cell, command, spent)
+    r = record(cell, command, spent)
     logging.warning("finished %s in %.0f s: %s", cell["name"], spent, r["final"])
 
 

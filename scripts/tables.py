@@ -3,8 +3,10 @@
 Reads docs/results/cells/*.json (written by scripts.reproduce), and writes
 docs/results/modes.md: per protocol and dataset, every cell of scripts.reproduce's plan
 (mean ± standard error over its seeds of modes, % HQ and reverse KL, its steps and wall
-time), "pending" for the cells not run yet, the chance row, and the published rows of the
-same protocol. Rows below three times chance's % HQ are marked "at chance".
+time), "pending" for the cells not run yet, "stopped at step N" with the scores there for
+the cells the budget stopped (their .partial.json), the chance row, and the published rows of
+the same protocol. Rows below three times chance's % HQ are marked "at chance". The long
+protocols (PacGAN's 400,000 steps) also get their learning curves.
 """
 
 import glob
@@ -28,6 +30,8 @@ PROTOCOL_TITLES = {
     "pacgan": ("The PacGAN / ALI setup", ("PacGAN Table 1",)),
 }
 COLUMNS = ("modes_captured", "high_quality_percent", "reverse_kl")
+CURVE_PROTOCOLS = ("pacgan",)  # the protocols whose learning curves are tabled
+CURVE_STEPS = (5000, 10000, 25000, 50000, 100000, 200000, 300000, 400000)
 
 
 def cores(cell: dict) -> str:
@@ -67,7 +71,14 @@ def protocol_table(protocol: str, cells: dict, chance: dict) -> list[str]:
         lines.append(f"| {name} | pending | | | | | |")
         continue
       final = r["final"]
+      if not final:
+        lines.append(f"| {name} — stopped before its first evaluation | {r['seeds']} | | "
+                     f"{r['wall_seconds'] / 60:.1f} min | | | |")
+        continue
       mark = " — *at chance*" if is_at_chance(final, chance[dataset]) else ""
+      if "in_progress" in r:
+        mark += (f" — *stopped at step {r['in_progress']['step']:,} of "
+                 f"{r['in_progress']['of_steps']:,}*")
       lines.append(f"| {name}{mark} | {r['seeds']} | {final[0]['step']:,} | "
                    f"{r['wall_seconds'] / 60:.1f} min for all seeds, {cores(r)} | "
                    + " | ".join(mean_se([f[k] for f in final]) for k in COLUMNS) + " |")
@@ -80,13 +91,36 @@ def protocol_table(protocol: str, cells: dict, chance: dict) -> list[str]:
         lines.append(f"| {row[0]} ({row[1]}) | published | | | "
                      + " | ".join("—" if v is None else str(v) for v in vals) + " |")
     lines.append("")
+    if protocol in CURVE_PROTOCOLS:
+      lines += learning_curves(protocol, dataset, cells)
   return lines
+
+
+def learning_curves(protocol: str, dataset: str, cells: dict) -> list[str]:
+  """Mean ± s.e. over seeds at the CURVE_STEPS each cell (finished or stopped) has reached."""
+  rows = []
+  for c in reproduce.all_cells():
+    r = cells.get(c["name"])
+    if c["protocol"] != protocol or c["dataset"] != dataset or r is None:
+      continue
+    for step in CURVE_STEPS:
+      at = [p for curve in r["curve"] for p in curve if p["step"] == step]
+      if len(at) == r["seeds"]:
+        rows.append(f"| {display_name(c['entry'])} | {step:,} | "
+                    + " | ".join(mean_se([p[k] for p in at]) for k in COLUMNS) + " |")
+  if not rows:
+    return []
+  return [f"Learning curves on the {dataset} (mean ± s.e. over the seeds at each step):", "",
+          "| method | step | modes | % HQ | reverse KL |", "|---|---|---|---|---|", *rows, ""]
 
 
 def main(argv):
   del argv
   cells = {}
-  for path in sorted(glob.glob(os.path.join(FLAGS.cells, "*.json"))):
+  # Stopped cells first, so a finished cell's JSON replaces a partial one left beside it.
+  paths = sorted(glob.glob(os.path.join(FLAGS.cells, "*.json")),
+                 key=lambda p: (not p.endswith(".partial.json"), p))
+  for path in paths:
     with open(path) as f:
       r = json.load(f)
     cells[r["name"]] = r
@@ -95,7 +129,9 @@ def main(argv):
       "# Mode collapse on the 2-D ring and grid, on the published setups", "",
       "Regenerate: `python -m scripts.tables` (reads `docs/results/cells/*.json`); run or resume "
       "the pending cells: `python -m scripts.reproduce --budget_minutes=30`. Each cell's JSON "
-      "holds its exact command, per-seed scores and learning curve.", "",
+      "holds its exact command, per-seed scores and learning curve; a cell the budget stopped "
+      "(`<cell>.partial.json`) shows the step it reached and its scores there, and the same "
+      "command resumes it from its last checkpoint.", "",
       "Protocol (VEEGAN): per seed 2,500 generator samples; a sample is high quality (HQ) "
       "within 3 std of its nearest mode mean (ring std 0.01, grid std 0.05); a mode is captured "
       "if it is the nearest mean of at least one HQ sample; reverse KL = KL(p_HQ || uniform) "

@@ -322,3 +322,28 @@ def test_reproduce_runs_a_cell_once_and_tables_mark_the_rest_pending(tmp_path):
   assert row.count("±") == 3
   assert "| **bigan** (ours) | pending |" in text and text.count("(chance)") == 6
   assert "| GAN (PacGAN Table 1) | published |" in text
+
+
+def test_a_cell_the_budget_stops_leaves_its_curve_so_far(tmp_path):
+  """The budget kills the cell's training mid-run: its curve so far is written as
+  <cell>.partial.json (never as the finished cell), --list and the table say where it stopped."""
+  cells, table = tmp_path / "cells", tmp_path / "modes.md"
+  args = ["--only=pacgan_grid_gan", "--seeds=2", f"--root={tmp_path / 'runs'}",
+          f"--out={cells}", "--extra=steps=1000000,log_every=50,eval_every=50,"
+          "checkpoint_every=50,sample_every=1000000", "--budget_minutes=1"]
+  proc = run_module("scripts.reproduce", *args, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert not (cells / "pacgan_grid_gan.json").exists()
+  result = json.loads((cells / "pacgan_grid_gan.partial.json").read_text())
+  step = result["in_progress"]["step"]
+  assert result["in_progress"]["of_steps"] == 1000000 and result["seeds"] == 2
+  assert step > 0 and [r["step"] for r in result["curve"][0]][:step // 50] == list(
+      range(50, step + 1, 50))
+  assert all(f["step"] >= step for f in result["final"])
+  listed = run_module("scripts.reproduce", *args, "--list")
+  assert f"{'pacgan_grid_gan':32s} stopped at step {step:,}" in listed.stdout
+  proc = run_module("scripts.tables", f"--cells={cells}", f"--table={table}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  text = table.read_text()
+  assert f"*stopped at step {step:,} of 1,000,000*" in text
+  assert "| **gan[pack=2]** (ours) | pending |" in text
