@@ -9,6 +9,11 @@ names) are copied into TFDS's download cache under the names TFDS gives them, wi
 record beside each; TFDS then prepares from the cache and never touches the network. Datasets
 are written as ArrayRecord, which training reads without TensorFlow. Preparing the image
 datasets of the TFDS catalog needs TensorFlow (pip install -e '.[prepare]'); mnist5k does not.
+
+For a machine without TFDS (or TensorFlow), --export_arrays also writes the prepared dataset as
+<data_dir>/arrays/<dataset>.npz (aegan_jax/data/arrays.py), which training reads there:
+
+  python -m scripts.prepare_data --dataset=mnist5k --export_arrays
 """
 
 import importlib.util
@@ -25,6 +30,8 @@ flags.DEFINE_string("data_dir", "", "TFDS data directory; empty = $TFDS_DATA_DIR
                     "~/tensorflow_datasets.")
 flags.DEFINE_string("from_dir", "", "Folder holding the dataset's original files (offline).")
 flags.DEFINE_boolean("overwrite", False, "Prepare again even if already prepared.")
+flags.DEFINE_boolean("export_arrays", False, "Also write <data_dir>/arrays/<dataset>.npz, "
+                     "which a machine without TFDS reads instead (copy the data dir there).")
 flags.mark_flag_as_required("dataset")
 FLAGS = flags.FLAGS
 
@@ -72,7 +79,18 @@ def main(argv):
   builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
   if builder.is_prepared() and not FLAGS.overwrite:
     print(f"{name} is already prepared in {builder.data_dir} (--overwrite prepares it again)")
-    return
+  else:
+    prepare(name, builder, data_dir, from_dir)
+  if FLAGS.export_arrays:
+    from aegan_jax.data import arrays
+    splits = {s: tfds_source.read_split(name, s, data_dir) for s in arrays.SPLITS}
+    print(f"{name} exported to {arrays.write(name, splits, data_dir)} (train "
+          f"{len(splits['train'][1])}, test {len(splits['test'][1])} images)")
+
+
+def prepare(name: str, builder, data_dir: str, from_dir: str) -> None:
+  from aegan_jax.data import tfds_source
+  tfds = tfds_source.tfds()
   if name != "mnist5k" and importlib.util.find_spec("tensorflow") is None:
     raise cli.UserError(f"preparing {name!r} needs TensorFlow to encode its images; install it "
                         f"with: pip install -e '.[prepare]' (training itself does not need it)")

@@ -1,5 +1,6 @@
 """Datasets through TFDS: the offline default, preparing from local files, on-device batches."""
 
+import json
 import os
 import time
 
@@ -114,3 +115,36 @@ def test_without_tfds_only_tfds_datasets_need_it(tmp_path):
   assert proc.returncode == 2 and "Traceback" not in proc.stderr
   errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
   assert len(errors) == 1 and "need the tensorflow-datasets package" in errors[0], proc.stderr
+
+
+def test_exported_arrays_train_and_evaluate_without_tfds(data_dir, mnist5k, tmp_path):
+  """prepare_data --export_arrays writes the dataset as .npz; a data dir holding only that file
+  and the classifier trains and scores Stacked MNIST where TFDS is not installed (the lent GPU
+  machines), and loads the same arrays TFDS gives."""
+  import shutil
+  proc = run_module("scripts.prepare_data", "--dataset=mnist5k",
+                    f"--data_dir={tmp_path / 'tfds'}", "--export_arrays")
+  assert proc.returncode == 0 and "exported to" in proc.stdout, proc.stderr[-2000:]
+  portable = tmp_path / "portable"
+  shutil.copytree(tmp_path / "tfds" / "arrays", portable / "arrays")
+  shutil.copytree(os.path.join(data_dir, "aegan_jax"), portable / "aegan_jax")
+  loaded = data.load("mnist5k", str(portable))
+  np.testing.assert_array_equal(np.asarray(loaded.train["image"]),
+                                np.asarray(mnist5k.train["image"]))
+  np.testing.assert_array_equal(loaded.test_labels, mnist5k.test_labels)
+  assert sorted(os.listdir(portable / "arrays")) == ["mnist5k.npz"]
+
+  fake = tmp_path / "site" / "tensorflow_datasets"  # shadows the installed package
+  fake.mkdir(parents=True)
+  (fake / "__init__.py").write_text(
+      "raise ModuleNotFoundError(\"No module named 'tensorflow_datasets'\", "
+      "name='tensorflow_datasets')\n")
+  proc = run_module("experiments.train", f"--workdir={tmp_path / 'stacked'}",
+                    "--dataset=stacked_mnist", "--strategy=gan", "--arch=mlp",
+                    "--mlp_hidden=64", "--steps=20", "--log_every=10", "--eval_every=20",
+                    "--eval_metrics=modes", f"--data_dir={portable}",
+                    env={"PYTHONPATH": str(tmp_path / "site")})
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  evaluation = json.loads((tmp_path / "stacked" / "summary.json").read_text())["evaluation"]
+  assert evaluation["metrics"]["modes_captured"] >= 1
+  assert evaluation["protocol"]["modes"]["classifier"] == "mnist5k"

@@ -1,6 +1,7 @@
 """Datasets, looked up by name with --dataset, loaded whole and kept on the device.
 
-Every named dataset is read through TFDS (tfds_source.py). A registry entry is a loader
+Every named dataset is read through TFDS (tfds_source.py), or from its exported .npz file
+where one exists (arrays.py: for machines without TFDS). A registry entry is a loader
 `(data_dir) -> {'train': (images, labels), 'test': (images, labels)}` with uint8 NHWC images,
 and the dataset's evaluation protocol (how its samples are scored: aegan_jax/evaluation.py
 reads it); new datasets (synthetic ones included) are one function plus one registry line.
@@ -14,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from aegan_jax.data import pipeline, tfds_source
+from aegan_jax.data import arrays, pipeline, tfds_source
 from aegan_jax.errors import UserError
 from aegan_jax.registry import Registry
 
@@ -49,6 +50,8 @@ def protocol(name: str) -> Protocol:
 
 
 def _tfds_loader(name: str, data_dir: str, auto_prepare: bool = False) -> Splits:
+  if arrays.exists(name, data_dir):
+    return arrays.read(name, data_dir)
   tfds_source.ensure_prepared(name, data_dir, auto_prepare=auto_prepare)
   return {split: tfds_source.read_split(name, split, data_dir) for split in ("train", "test")}
 

@@ -51,12 +51,13 @@ def stack_digits(images: np.ndarray, labels: np.ndarray, n: int, rng: np.random.
 
 
 def load_stacked_mnist(data_dir: str):
-  """Stacked MNIST from full MNIST if prepared in data_dir, else from mnist5k's digits."""
+  """Stacked MNIST from full MNIST if prepared in data_dir (or exported as arrays), else from
+  mnist5k's digits."""
   from aegan_jax import data as data_lib
-  from aegan_jax.data import tfds_source
+  from aegan_jax.data import arrays, tfds_source
 
-  prepared = tfds_source.tfds().builder("mnist", data_dir=data_dir).is_prepared()
-  source = "mnist" if prepared else "mnist5k"
+  full = arrays.exists("mnist", data_dir) or tfds_source.is_prepared("mnist", data_dir)
+  source = "mnist" if full else "mnist5k"
   splits = data_lib.DATASETS.get(source).load(data_dir)
   rng = np.random.default_rng(_DATA_SEED)
   return {"train": stack_digits(*splits["train"], NUM_TRAIN_STACKED, rng),

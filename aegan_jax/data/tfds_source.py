@@ -32,6 +32,15 @@ def tfds():
   return tensorflow_datasets
 
 
+def is_prepared(name: str, data_dir: str) -> bool:
+  """Whether TFDS holds `name` prepared in data_dir (False where TFDS is not installed)."""
+  try:
+    module = tfds()
+  except UserError:
+    return False
+  return module.builder(name, data_dir=data_dir).is_prepared()
+
+
 def resolve_data_dir(data_dir: str) -> str:
   return os.path.expanduser(
       data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets")
