@@ -51,6 +51,13 @@ CELLS = [
     # gradient, which is near zero when G already matches the data (Adam's is not).
     ("unrolled", "ae_pretrain[g_optimizer=sgd;g_lr=1e-3]",
      {**AE, "g_optimizer": "sgd", "g_lr": "1e-3"}),
+    # The other AE strategies on the same setup and init, with what each needs of 2-D data:
+    # aae's codes no wider than the data, ebgan's and began's autoencoder D a bottleneck
+    # narrower than it. They alternate D and G updates in their own steps (--update is gan's).
+    *((("unrolled", f"{s}[weight_init=default]",
+        {"weight_init": "default", "update": "alternating", **extra}))
+      for s, extra in (("mdgan", {}), ("vaegan", {}), ("aae", {"latent_dim": 2}),
+                       ("ebgan", {"code_dim": 1}), ("began", {"code_dim": 1}))),
     ("veegan", "veegan", {}),
     # The same init question on the VEEGAN notebook's setup (orthogonal, gain 1.4 there too).
     ("veegan", "veegan[weight_init=default]", {"weight_init": "default"}),
