@@ -300,13 +300,19 @@ def test_preset_trains_200_steps(path, data_dir, tmp_path):
   assert all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"]) for r in losses)
 
 
-def test_reproduce_runs_a_cell_once_and_tables_mark_the_rest_pending(tmp_path):
-  cells, table = tmp_path / "cells", tmp_path / "modes.md"
-  args = ["--only=unrolled_grid_gan", "--seeds=2", f"--root={tmp_path / 'runs'}",
-          f"--out={cells}", "--extra=steps=200,log_every=100,sample_every=200,"
-          "checkpoint_every=200", "--budget_minutes=10"]
+def _reproduce(tmp_path, cell: str, extra: str, budget_minutes: float):
+  """scripts.reproduce on one cell with 2 seeds under tmp_path: (its args, the process)."""
+  args = [f"--only={cell}", "--seeds=2", f"--root={tmp_path / 'runs'}",
+          f"--out={tmp_path / 'cells'}", f"--extra={extra}", f"--budget_minutes={budget_minutes}"]
   proc = run_module("scripts.reproduce", *args, timeout=600)
   assert proc.returncode == 0, proc.stderr[-2000:]
+  return args, proc
+
+
+def test_reproduce_runs_a_cell_once_and_tables_mark_the_rest_pending(tmp_path):
+  cells, table = tmp_path / "cells", tmp_path / "modes.md"
+  args, _ = _reproduce(tmp_path, "unrolled_grid_gan",
+                       "steps=200,log_every=100,sample_every=200,checkpoint_every=200", 10)
   result = json.loads((cells / "unrolled_grid_gan.json").read_text())
   assert result["seeds"] == 2 and [f["step"] for f in result["final"]] == [200, 200]
   assert [r["step"] for r in result["curve"][0]] == [50, 100, 150, 200]
@@ -328,11 +334,8 @@ def test_a_cell_the_budget_stops_leaves_its_curve_so_far(tmp_path):
   """The budget kills the cell's training mid-run: its curve so far is written as
   <cell>.partial.json (never as the finished cell), --list and the table say where it stopped."""
   cells, table = tmp_path / "cells", tmp_path / "modes.md"
-  args = ["--only=pacgan_grid_gan", "--seeds=2", f"--root={tmp_path / 'runs'}",
-          f"--out={cells}", "--extra=steps=1000000,log_every=50,eval_every=50,"
-          "checkpoint_every=50,sample_every=1000000", "--budget_minutes=1"]
-  proc = run_module("scripts.reproduce", *args, timeout=600)
-  assert proc.returncode == 0, proc.stderr[-2000:]
+  args, _ = _reproduce(tmp_path, "pacgan_grid_gan", "steps=1000000,log_every=50,eval_every=50,"
+                       "checkpoint_every=50,sample_every=1000000", 1)
   assert not (cells / "pacgan_grid_gan.json").exists()
   result = json.loads((cells / "pacgan_grid_gan.partial.json").read_text())
   step = result["in_progress"]["step"]
