@@ -97,13 +97,15 @@ def protocol_table(protocol: str, cells: dict, chance: dict) -> list[str]:
 
 
 def learning_curves(protocol: str, dataset: str, cells: dict) -> list[str]:
-  """Mean ± s.e. over seeds at the CURVE_STEPS each cell (finished or stopped) has reached."""
+  """Mean ± s.e. over seeds at the CURVE_STEPS each cell (finished or stopped) has passed, and
+  at the last step all its seeds reached."""
   rows = []
   for c in reproduce.all_cells():
     r = cells.get(c["name"])
     if c["protocol"] != protocol or c["dataset"] != dataset or r is None:
       continue
-    for step in CURVE_STEPS:
+    reached = min((curve[-1]["step"] for curve in r["curve"] if curve), default=0)
+    for step in sorted({s for s in CURVE_STEPS if s < reached} | {reached}):
       at = [p for curve in r["curve"] for p in curve if p["step"] == step]
       if len(at) == r["seeds"]:
         rows.append(f"| {display_name(c['entry'])} | {step:,} | "
