@@ -170,11 +170,12 @@ def main(argv):
     cells = [c for c in cells if c["name"] in FLAGS.only]
   done = lambda c: os.path.exists(cell_path(c))
   if FLAGS.list:
+    width = max(len(c["name"]) for c in cells)
     for c in cells:
       state = ("finished" if done(c) else "stopped at step "
                f"{json.load(open(cell_path(c, True)))['in_progress']['step']:,}"
                if os.path.exists(cell_path(c, True)) else "pending")
-      print(f"{c['name']:32s} {state}")
+      print(f"{c['name']:{width}s} {state}")
     return
   deadline = time.monotonic() + 60 * FLAGS.budget_minutes
   for cell in cells:
