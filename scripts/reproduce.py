@@ -10,7 +10,8 @@ so each cell carries its learning curve. A finished cell writes docs/results/cel
 (per-seed final scores, the curve, wall time, the exact command) and is never run again. The
 budget stops training; the next invocation resumes the cell in progress from its last
 checkpoint. A stopped cell writes its curve so far to docs/results/cells/<cell>.partial.json
-(the step it reached, the scores there), which the finished cell's JSON replaces. `python -m scripts.tables` turns the cell files into docs/results/modes.md.
+(the step it reached, the scores there), which the finished cell's JSON replaces.
+`python -m scripts.tables` turns the cell files into docs/results/modes.md.
 """
 
 import json
