@@ -30,6 +30,19 @@ def test_generator_objective_by_hand():
   assert float(loss) == pytest.approx(-(1.0 + -3.0) / 2 + 0.5 * recon, rel=1e-6)
 
 
+def test_log_sigmoid_objective_by_hand():
+  """--veegan_log_sigmoid: -mean log sigmoid(l) in place of -mean l; it saturates for large
+  logits (no pull left) where -l does not."""
+  logits = jnp.array([1.0, -3.0])
+  z = z_rec = jnp.zeros((2, 2))
+  loss, _ = generator_objective(logits, z, z_rec, 1.0, log_sigmoid=True)
+  want = (np.log1p(np.exp(-1.0)) + np.log1p(np.exp(3.0))) / 2
+  assert float(loss) == pytest.approx(want, rel=1e-6)
+  grad = jax.grad(lambda l: generator_objective(l, z, z_rec, 1.0, log_sigmoid=True)[0])(
+      jnp.array([30.0, -30.0]))
+  assert abs(float(grad[0])) < 1e-9 and float(grad[1]) == pytest.approx(-0.5, rel=1e-6)
+
+
 @pytest.mark.parametrize("loss, extra", [("hinge", {}), ("lsgan", {}),
                                          ("wgan", {"gp_weight": 10.0})])
 def test_refuses_non_logistic_games(loss, extra):

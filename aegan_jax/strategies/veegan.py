@@ -8,7 +8,10 @@ z~ ~ N(F(x), I), label 1, from generated pairs (G(z), z), label 0:
   D:     min -E log D(x, z~) - E log(1 - D(G(z), z))              [+ --gp_weight, --r1_weight]
   G, F:  min O = -E l(G(z), z) + w E ||z - F(G(z))||^2 / 2
 
-l = D's logit and w = --veegan_recon_weight (1). This is Algorithm 1 of the paper: its
+l = D's logit and w = --veegan_recon_weight (1). --veegan_log_sigmoid swaps the first term for
+the non-saturating -E log sigmoid(l), which is bounded where the paper's -E l is not (an
+ablation: with -l, one region of generated pairs that D scores far below the rest pulls on G
+without limit). This is Algorithm 1 of the paper: its
 generator term is the discriminator's estimate of log q(generated pair) / p(data pair), which
 with our labels (data pairs = 1) is the minus logit at the optimal D; the second term is the
 reconstructor's negative log-likelihood -log N(z | F(G(z)), I) up to a constant, summed over
@@ -48,6 +51,9 @@ HYPERPARAMETERS = {  # its own flags (aegan_jax/hyperparameters.py), the paper's
     "veegan_recon_weight": Hyperparameter(
         1.0, "VEEGAN: weight of the reconstructor's negative log-likelihood "
         "||z - F(G(z))||^2 / 2 (a unit-variance Gaussian F).", minimum=0),
+    "veegan_log_sigmoid": Hyperparameter(
+        False, "VEEGAN: G's adversarial term is -log sigmoid(D's logit) (the non-saturating "
+        "GAN's) instead of the paper's -logit."),
 }
 
 
@@ -57,11 +63,12 @@ def check(config) -> None:
                     f"logistic D; --loss={config.loss} has none: use --loss=non_saturating")
 
 
-def generator_objective(fake_pair_logits, z, z_rec, recon_weight):
+def generator_objective(fake_pair_logits, z, z_rec, recon_weight, log_sigmoid=False):
   """O above from D's logits on (G(z), z), the drawn z and F(G(z)); returns (O, the
   reconstructor's negative log-likelihood E ||z - F(G(z))||^2 / 2)."""
   recon = 0.5 * jnp.mean(jnp.sum(jnp.square(z - z_rec), axis=-1))
-  return -jnp.mean(fake_pair_logits) + recon_weight * recon, recon
+  scores = jax.nn.log_sigmoid(fake_pair_logits) if log_sigmoid else fake_pair_logits
+  return -jnp.mean(scores) + recon_weight * recon, recon
 
 
 def data_codes(codes: jax.Array, key: jax.Array) -> jax.Array:
@@ -97,7 +104,8 @@ def build(config, spec) -> Strategy:
     def objective(outputs):
       fake, z_rec = outputs
       logits, _ = apply_model(nets.discriminator, *played, (fake, z), train=True)
-      return generator_objective(logits, z, z_rec, config.veegan_recon_weight)
+      return generator_objective(logits, z, z_rec, config.veegan_recon_weight,
+                                 config.veegan_log_sigmoid)
 
     (g_loss, z_recon), output_grads = jax.value_and_grad(objective, has_aux=True)((fake, z_rec))
 
