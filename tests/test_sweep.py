@@ -249,3 +249,21 @@ def test_sweep_of_four_runs_then_resume_skips_them(tmp_path):
   assert other.stderr.startswith(f"error: {root} holds another sweep")
   assert (root / "sweep.json").read_text() == spec
   assert json.loads(spec)["spec"]["axes"] == [{"name": "g_lr", "values": ["0.0001", "0.0002"]}]
+
+
+def test_a_sweep_grows_by_seeds_and_refuses_other_changes(tmp_path):
+  """The same axes and flags with more seeds extend a sweep's root; fewer seeds or another
+  axis are refused in one line, and sweep.json is left as it was."""
+  axes = sweep.parse_spec("g_lr=1e-4,2e-4")
+  spec = sweep.sweep_spec(axes, ["--steps=3"], 2, 0, 0)
+  (tmp_path / "sweep.json").write_text(json.dumps({"spec": spec}))
+  saved = (tmp_path / "sweep.json").read_text()
+  sweep.check_root(str(tmp_path), sweep.sweep_spec(axes, ["--steps=3"], 3, 0, 0))
+  with pytest.raises(UserError, match="--seeds can grow to add seeds, not shrink"):
+    sweep.check_root(str(tmp_path), sweep.sweep_spec(axes, ["--steps=3"], 1, 0, 0))
+  with pytest.raises(UserError, match="holds another sweep"):
+    sweep.check_root(str(tmp_path), sweep.sweep_spec(axes, ["--steps=4"], 3, 0, 0))
+  with pytest.raises(UserError, match="holds another sweep"):
+    sweep.check_root(str(tmp_path), sweep.sweep_spec(sweep.parse_spec("g_lr=3e-4"), ["--steps=3"],
+                                                     2, 0, 0))
+  assert (tmp_path / "sweep.json").read_text() == saved

@@ -16,7 +16,8 @@ launched from this directory (normally the repository root), its output in train
 A run with summary.json is finished and is not trained again; any other run is launched (and
 resumes from its checkpoint). At the end WORKDIR gets sweep.csv (one row per run), sweep.md
 (one row per configuration, mean ± standard error over seeds) and sweep.png; sweep.json holds
-the spec, so a different sweep on the same WORKDIR is refused.
+the spec, so a different sweep on the same WORKDIR is refused; the same sweep with a larger
+--seeds adds the new seeds' runs to it.
 """
 
 import concurrent.futures
@@ -311,9 +312,15 @@ def check_root(root: str, spec: dict) -> None:
   if os.path.exists(path):
     with open(path) as f:
       saved = json.load(f)["spec"]
-    if saved != json.loads(json.dumps(spec)):
+    spec = json.loads(json.dumps(spec))
+    # More seeds extend the sweep: the runs it has keep their workdirs and are not retrained.
+    if {**saved, "seeds": spec["seeds"]} == spec and spec["seeds"] < saved["seeds"]:
+      raise cli.UserError(f"{root} holds this sweep with --seeds={saved['seeds']}; --seeds can "
+                          f"grow to add seeds, not shrink: give --seeds={saved['seeds']} or more")
+    if {**saved, "seeds": spec["seeds"]} != spec:
       raise cli.UserError(f"{root} holds another sweep (its spec is in {path}); give a new "
-                          f"--workdir, or repeat that sweep's flags to resume it")
+                          f"--workdir, or repeat that sweep's flags to resume it (--seeds may "
+                          f"grow)")
   elif os.path.isdir(root) and os.listdir(root):
     raise cli.UserError(f"{root} is not empty and holds no sweep.json; give a new --workdir")
 
