@@ -11,6 +11,7 @@
 #   cp -r ~/tensorflow_datasets/arrays ~/tensorflow_datasets/aegan_jax .devdata/
 # Then one device call (timeout_s 600 leaves ~8 min of training after start-up):
 #   BUDGET_MINUTES=7 SM="gan pack2 bigan veegan" bash scripts/device_cells.sh   (carry .devdata)
+# (SM may also name ae, the autoencoder row, and the AE strategies: mdgan vaegan aae ebgan began.)
 # Everything comes back in $OUT/results.tgz: docs/results/cells/*.json, the runs' metrics.
 set -u
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
@@ -31,7 +32,13 @@ for c in $CELLS; do
     > "/tmp/logs/$c.log" 2>&1 &
 done
 for s in $SM; do
-  case $s in pack2) extra=--pack=2 ;; gan) extra= ;; *) extra=--strategy=$s ;; esac
+  # ae: the autoencoder row of docs/results/stacked_mnist_conv.md (10,000 AE steps, 100-component
+  # code mixture) before the protocol's adversarial steps; any other name is --strategy=<name>.
+  case $s in
+    pack2) extra=--pack=2 ;; gan) extra= ;;
+    ae) extra="--strategy=ae_pretrain --latent_dist=auto --pretrain_steps=10000 --ae_lr_decay=true --code_components=100 --code_fit_restarts=3" ;;
+    *) extra=--strategy=$s ;;
+  esac
   timeout "$(( ${BUDGET%.*} * 60 ))" $PY -m experiments.train \
     --flagfile=experiments/presets/protocols/stacked_mnist_veegan.flags $extra \
     --data_dir=.devdata --eval_every=10000 --eval_metrics=modes --steps_per_call=$(( SPC < 100 ? SPC : 100 )) \
