@@ -313,14 +313,14 @@ def check_root(root: str, spec: dict) -> None:
     with open(path) as f:
       saved = json.load(f)["spec"]
     spec = json.loads(json.dumps(spec))
-    # More seeds extend the sweep: the runs it has keep their workdirs and are not retrained.
-    if {**saved, "seeds": spec["seeds"]} == spec and spec["seeds"] < saved["seeds"]:
-      raise cli.UserError(f"{root} holds this sweep with --seeds={saved['seeds']}; --seeds can "
-                          f"grow to add seeds, not shrink: give --seeds={saved['seeds']} or more")
     if {**saved, "seeds": spec["seeds"]} != spec:
       raise cli.UserError(f"{root} holds another sweep (its spec is in {path}); give a new "
                           f"--workdir, or repeat that sweep's flags to resume it (--seeds may "
                           f"grow)")
+    # More seeds extend the sweep: the runs it has keep their workdirs and are not retrained.
+    if spec["seeds"] < saved["seeds"]:
+      raise cli.UserError(f"{root} holds this sweep with --seeds={saved['seeds']}; --seeds can "
+                          f"grow to add seeds, not shrink: give --seeds={saved['seeds']} or more")
   elif os.path.isdir(root) and os.listdir(root):
     raise cli.UserError(f"{root} is not empty and holds no sweep.json; give a new --workdir")
 

@@ -8,15 +8,15 @@ z~ ~ N(F(x), I), label 1, from generated pairs (G(z), z), label 0:
   D:     min -E log D(x, z~) - E log(1 - D(G(z), z))              [+ --gp_weight, --r1_weight]
   G, F:  min O = -E l(G(z), z) + w E ||z - F(G(z))||^2 / 2
 
-l = D's logit and w = --veegan_recon_weight (1). --veegan_log_sigmoid swaps the first term for
-the non-saturating -E log sigmoid(l), which is bounded where the paper's -E l is not (an
-ablation: with -l, one region of generated pairs that D scores far below the rest pulls on G
-without limit). This is Algorithm 1 of the paper: its
+l = D's logit and w = --veegan_recon_weight (1). This is Algorithm 1 of the paper: its
 generator term is the discriminator's estimate of log q(generated pair) / p(data pair), which
 with our labels (data pairs = 1) is the minus logit at the optimal D; the second term is the
 reconstructor's negative log-likelihood -log N(z | F(G(z)), I) up to a constant, summed over
 z's dimensions and averaged over the batch. The reconstruction term is what fights mode
 collapse: F must map G's samples back to the z that made them, so G cannot send many z to one x.
+--veegan_log_sigmoid swaps the first term for the non-saturating -E log sigmoid(l), bounded
+where -E l is not: an ablation. On mnist5k it changed nothing (docs/results/images.md): there
+the reconstruction term is what fails, G writing z into pixel noise for F to read back.
 
 The data pairs carry a *sampled* z~, not the deterministic F(x): F(x) lies on a set of x's
 dimension, while the generated pairs' z fills all latent_dim dimensions, and D would separate
