@@ -64,6 +64,10 @@ CELLS = [
     ("veegan", "veegan[weight_init=default]", {"weight_init": "default"}),
     ("veegan", "gan", {"strategy": "gan"}),
     ("veegan", "gan[weight_init=default]", {"strategy": "gan", "weight_init": "default"}),
+    # The rest of VEEGAN Table 1 on each setup: ALI on the VEEGAN notebook's, VEEGAN on the
+    # Unrolled one (with the init under which gan trains there).
+    ("veegan", "bigan", {"strategy": "bigan"}),
+    ("unrolled", "veegan[weight_init=default]", {"strategy": "veegan", "weight_init": "default"}),
     ("pacgan", "gan", {}),
     ("pacgan", "gan[pack=2]", {"pack": 2}),
     ("pacgan", "gan[pack=4]", {"pack": 4}),
