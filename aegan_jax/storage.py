@@ -73,7 +73,8 @@ def out_of_space_error(error: BaseException, workdir: str,
 class quiet_background_failures:
   """While active, exceptions that background threads print on their own (unhandled in a
   thread, or 'ignored' in a finaliser) are not printed when they come from a full disk or
-  from the event loop a failed write closed; the training loop reports the failure itself."""
+  from the event loop a failed write closed; the training loop reports the failure itself.
+  Left on a full disk, it stays in force: those threads may fail after the run has stopped."""
 
   def __enter__(self):
     self._thread_hook, self._unraisable_hook = threading.excepthook, sys.unraisablehook
@@ -100,7 +101,11 @@ class quiet_background_failures:
                                                                 except_hook)
     return self
 
-  def __exit__(self, *exc):
+  def __exit__(self, kind, value, tb):
+    if isinstance(value, OutOfSpace) or (value is not None and out_of_space(value) is not None):
+      # The run stopped on a full disk, but threads it started (TensorBoard's event writer,
+      # orbax's) can still be failing on it: their noise stays filtered (nothing else is).
+      return False
     threading.excepthook, sys.unraisablehook = self._thread_hook, self._unraisable_hook
     sys.excepthook = self._except_hook
     return False

@@ -9,9 +9,9 @@ import os
 
 import numpy as np
 
-from tests.conftest import run_module
+from tests.conftest import cpu_devices, run_module
 
-EIGHT = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+EIGHT = cpu_devices(8)
 
 # Each tiny run on 1 device and on all 8: gan with dcgan, whose generator's BatchNorm must see
 # the global batch, and ae_pretrain (pretraining, the code-prior fit, then the GAN) with mlp.
@@ -124,7 +124,7 @@ def test_many_steps_between_host_syncs_do_not_deadlock(tmp_path):
   proc = run_module("experiments.train", f"--workdir={tmp_path / 'w'}", "--dataset=grid",
                     "--strategy=gan", "--mlp_hidden=16", "--steps=400", "--log_every=400",
                     "--sample_every=400", "--checkpoint_every=400", "--eval_every=0",
-                    env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, timeout=240)
+                    env=cpu_devices(2), timeout=240)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "on 2 device(s)" in proc.stderr
   assert os.path.exists(tmp_path / "w" / "summary.json")

@@ -170,6 +170,39 @@ def test_full_disk_ends_in_one_line_and_the_same_command_resumes(small_disk):
   assert steps == [50, 100, 150]  # each step once
 
 
+def test_threads_failing_on_the_full_disk_after_the_run_stopped_stay_quiet():
+  """TensorBoard's writer thread can hit the full disk after the run has reported it (the
+  flaky traceback under the one line, seen in the full-disk test above): the filter stays."""
+  import errno
+  import threading
+  from aegan_jax import storage
+
+  printed = []  # stands in for the hook that prints a thread's traceback
+
+  def in_thread(exc):
+    t = threading.Thread(target=lambda: (_ for _ in ()).throw(exc))
+    t.start()
+    t.join()
+
+  saved = threading.excepthook, sys.unraisablehook, sys.excepthook
+  try:
+    threading.excepthook = lambda args: printed.append(args.exc_value)
+    hook = threading.excepthook
+    with storage.quiet_background_failures():
+      pass
+    assert threading.excepthook is hook  # a run that ends well restores the hooks
+    with pytest.raises(storage.OutOfSpace):
+      with storage.quiet_background_failures():
+        raise storage.OutOfSpace("no space left on the device writing x")
+    full = OSError(errno.ENOSPC, "No space left on device")
+    other = ValueError("an unrelated failure")
+    in_thread(full)
+    in_thread(other)
+    assert printed == [other]  # the full disk's noise is dropped, nothing else
+  finally:
+    threading.excepthook, sys.unraisablehook, sys.excepthook = saved
+
+
 def test_only_the_newest_checkpoints_are_kept(tiny, tmp_path):
   train.train_and_evaluate(tiny(checkpoint_every=10, keep_checkpoints=2), str(tmp_path))
   assert sorted(os.listdir(tmp_path / "checkpoints"), key=int) == ["30", "40"]
