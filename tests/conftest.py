@@ -69,3 +69,16 @@ def run_module(module: str, *args: str, data_dir: str = "", timeout: float = 300
               "JAX_PLATFORMS": "cpu", **(env or {})}
   return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=full_env,
                         capture_output=True, text=True, timeout=timeout)
+
+
+def run_cases(module: str, cases: list[list[str]], data_dir: str = "", timeout: float = 300,
+              env: dict | None = None) -> list[subprocess.CompletedProcess]:
+  """Runs `python -m module args` for each args in `cases`, one after another in one fresh
+  interpreter (tests/_run_cases.py): per case, its exit status, stdout and stderr as run_module
+  gives them. For the many short refusals of one entry point (one start-up instead of many)."""
+  import json
+  proc = run_module("tests._run_cases", module, json.dumps(cases), data_dir=data_dir,
+                    timeout=timeout, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return [subprocess.CompletedProcess([module, *args], r["returncode"], r["stdout"], r["stderr"])
+          for args, r in zip(cases, json.loads(proc.stdout.strip().splitlines()[-1]))]

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tests.conftest import run_module
+from tests.conftest import run_cases, run_module
 
 TINY = ["--windows=2", "--window_seconds=0.05", "--warmup_s=0"]
 
@@ -41,17 +41,20 @@ def test_one_line_per_configuration():
     assert r["peak_fraction"] is None  # no known peak for a CPU
 
 
-@pytest.mark.parametrize("flag,message", [
+BAD_FLAGS = [
     ("--strategy=resnet", "unknown --strategy 'resnet'; choose from reference, dcgan, mlp"),
     ("--batch_size=0", "--batch_size must be positive integers, got 0"),
     ("--dtype=float16", "unknown --dtype 'float16'"),
-])
-def test_bad_flags_are_one_line_errors(flag, message):
-  proc = run_module("scripts.benchmark", flag, *TINY)
-  assert proc.returncode == 2, proc.stderr[-2000:]
-  errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-  assert len(errors) == 1 and message in errors[0], proc.stderr[-2000:]
-  assert "Traceback" not in proc.stderr and not proc.stdout.strip()
+]
+
+
+def test_bad_flags_are_one_line_errors():
+  procs = run_cases("scripts.benchmark", [[flag, *TINY] for flag, _ in BAD_FLAGS])
+  for (flag, message), proc in zip(BAD_FLAGS, procs):
+    assert proc.returncode == 2, (flag, proc.stderr[-2000:])
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and not proc.stdout.strip(), flag
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs PyTorch")

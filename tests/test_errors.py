@@ -10,7 +10,7 @@ import pytest
 
 from aegan_jax import train
 from aegan_jax.errors import UserError
-from tests.conftest import run_module
+from tests.conftest import run_cases, run_module
 
 
 def _tree_snapshot(root):
@@ -23,7 +23,8 @@ def _tree_snapshot(root):
   return sorted(out)
 
 
-@pytest.mark.parametrize("flag,message", [
+# Each flag alone on the command line, and the line that must refuse it.
+BAD_FLAGS = [
     ("--dataset=mnsit", "unknown dataset 'mnsit' for --dataset; choose one of: "),
     ("--strategy=vae", "unknown strategy 'vae' for --strategy; choose one of: aae, ae_pretrain"),
     ("--arch=resnet", "unknown arch 'resnet' for --arch; choose one of: dcgan, mlp"),
@@ -36,18 +37,23 @@ def _tree_snapshot(root):
     ("--dtype=float16", "unknown --dtype 'float16'; choose float32 or bfloat16"),
     ("--conv_impl=cudnn", "unknown --conv_impl 'cudnn'; choose auto, stock or fast"),
     ("--steps_per_call=0", "--steps_per_call must be a positive integer, got 0"),
-])
-def test_cli_bad_input_is_one_line(flag, message, tmp_path):
-  workdir = tmp_path / "w"
-  proc = run_module("experiments.train", f"--workdir={workdir}", flag,
-                    data_dir=str(tmp_path / "empty_tfds"), timeout=120)
-  assert proc.returncode == 2, proc.stderr[-2000:]
-  errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-  assert len(errors) == 1 and message in errors[0], proc.stderr[-2000:]
-  assert "Traceback" not in proc.stderr
-  if flag == "--dataset=mnist":
-    assert "python -m scripts.prepare_data --dataset=mnist" in errors[0]
-  assert not (workdir / "checkpoints").exists() or not os.listdir(workdir / "checkpoints")
+]
+
+
+def test_cli_bad_input_is_one_line(tmp_path):
+  # All in one interpreter (tests/_run_cases.py): each line is parsed and refused as its own
+  # `python -m experiments.train` would, without a dozen interpreter start-ups.
+  cases = [[f"--workdir={tmp_path / str(i)}", flag] for i, (flag, _) in enumerate(BAD_FLAGS)]
+  procs = run_cases("experiments.train", cases, data_dir=str(tmp_path / "empty_tfds"))
+  for i, ((flag, message), proc) in enumerate(zip(BAD_FLAGS, procs)):
+    workdir = tmp_path / str(i)
+    assert proc.returncode == 2, (flag, proc.stderr[-2000:])
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0], (flag, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr, flag
+    if flag == "--dataset=mnist":
+      assert "python -m scripts.prepare_data --dataset=mnist" in errors[0]
+    assert not (workdir / "checkpoints").exists() or not os.listdir(workdir / "checkpoints")
 
 
 def test_batch_larger_than_dataset(tiny, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from aegan_jax import data, evaluation
 from aegan_jax.errors import UserError
 from aegan_jax.errors import UserError
-from tests.conftest import run_module
+from tests.conftest import run_cases, run_module
 
 
 @pytest.mark.parametrize("metrics,dataset,message", [
@@ -160,12 +160,13 @@ def test_evaluate_bad_inputs_are_one_line(tiny, data_dir, tmp_path):
       (["--metrics=modes"], "modes fits ring, grid, stacked_mnist"),
       (["--num_samples=0"], "--num_samples must be a positive integer"),
   ]
-  for flags, message in cases:
-    proc = run_module("scripts.evaluate", f"--workdir={workdir}", *flags, data_dir=data_dir)
+  *procs, empty = run_cases("scripts.evaluate", [[f"--workdir={workdir}", *flags]
+                                                  for flags, _ in cases]
+                            + [[f"--workdir={tmp_path / 'nothing'}"]], data_dir=data_dir)
+  for (flags, message), proc in zip(cases, procs):
     errors = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
     assert proc.returncode == 2 and len(errors) == 1 and message in errors[0], proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
-  empty = run_module("scripts.evaluate", f"--workdir={tmp_path / 'nothing'}", data_dir=data_dir)
   assert empty.returncode == 2 and "holds no checkpoints" in empty.stderr
 
 

@@ -281,11 +281,11 @@ def test_the_published_setups_are_presets():
           "pacgan_ring.flags", "pacgan_grid.flags", "stacked_mnist_veegan.flags"} <= names
 
 
-# unrolled_grid trains its 200 steps in test_reproduce_runs_a_cell_once_and_tables_mark...
+# unrolled_grid trains 200 steps in test_reproduce_runs_a_cell_once_and_tables_mark...
 @pytest.mark.parametrize("path", [p for p in PRESETS if not p.endswith("unrolled_grid.flags")],
                          ids=os.path.basename)
 def test_preset_trains(path, data_dir, tmp_path):
-  """Each preset as written (networks, optimizer, update rule), 200 steps (20 for the DCGAN
+  """Each preset as written (networks, optimizer, update rule), 50 steps (20 for the DCGAN
   nets, whose steps take 0.3 s each under the suite's unoptimized compile); its header holds
   the measured cost (scripts.benchmark_presets). PacGAN's grid packs 4 samples per D
   example, as its PacGAN4 row does."""
@@ -293,7 +293,7 @@ def test_preset_trains(path, data_dir, tmp_path):
   header = "".join(l for l in open(path) if l.startswith("#"))
   assert "ms/step" in header and "python -m experiments.train" in header
   pack = 4 if path.endswith("pacgan_grid.flags") else 1
-  steps = 20 if "--arch=dcgan" in open(path).read().split() else 200
+  steps = 20 if "--arch=dcgan" in open(path).read().split() else 50
   config = config_from_flagfile(path, steps=steps, log_every=steps // 2, sample_every=steps,
                                 checkpoint_every=steps, data_dir=data_dir, pack=pack)
   train.train_and_evaluate(config, str(tmp_path))
@@ -337,8 +337,9 @@ def test_a_cell_the_budget_stops_leaves_its_curve_so_far(tmp_path):
   """The budget kills the cell's training mid-run: its curve so far is written as
   <cell>.partial.json (never as the finished cell), --list and the table say where it stopped."""
   cells, table = tmp_path / "cells", tmp_path / "modes.md"
+  # 45 s: the shortest budget that still starts a cell (the driver wants 30 s left to start one).
   args, _ = _reproduce(tmp_path, "pacgan_grid_gan", "steps=1000000,log_every=50,eval_every=50,"
-                       "checkpoint_every=50,sample_every=1000000", 1)
+                       "checkpoint_every=50,sample_every=1000000", 0.75)
   assert not (cells / "pacgan_grid_gan.json").exists()
   result = json.loads((cells / "pacgan_grid_gan.partial.json").read_text())
   step = result["in_progress"]["step"]

@@ -9,7 +9,7 @@ import shlex
 
 import pytest
 
-from tests.conftest import REPO, run_module
+from tests.conftest import REPO, run_cases, run_module
 
 
 def _commands() -> list[str]:
@@ -47,12 +47,11 @@ def test_the_readme_has_commands_to_check():
   assert len(TRAIN) >= 5 and "scripts.evaluate" in MODULES and "scripts.sweep" in MODULES
 
 
-@pytest.mark.parametrize("command", TRAIN)
-def test_training_command_resolves(command):
-  args = [a for a in shlex.split(command)[1:] if a != "&&"]
-  proc = run_module("experiments.train", *args, "--print_config", timeout=120)
-  assert proc.returncode == 0, (command, proc.stderr[-1500:])
-  assert "steps" in json.loads(proc.stdout)
+def test_training_commands_resolve():
+  cases = [[a for a in shlex.split(c)[1:] if a != "&&"] + ["--print_config"] for c in TRAIN]
+  for command, proc in zip(TRAIN, run_cases("experiments.train", cases)):
+    assert proc.returncode == 0, (command, proc.stderr[-1500:])
+    assert "steps" in json.loads(proc.stdout), command
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -12,7 +12,7 @@ import pytest
 
 from aegan_jax.errors import UserError
 from aegan_jax.commands import sweep
-from tests.conftest import run_module
+from tests.conftest import run_cases, run_module
 
 TINY = ["--dataset=grid", "--strategy=gan", "--arch=mlp", "--mlp_hidden=32", "--steps=30",
         "--batch_size=64", "--log_every=10", "--sample_every=30", "--checkpoint_every=30",
@@ -167,7 +167,8 @@ except KeyboardInterrupt:
 # ----------------------------------------------------------------------------- the command line
 
 
-@pytest.mark.parametrize("args,message", [
+# Command lines the sweep refuses before launching anything, and the line it says.
+REFUSALS = [
     (["--sweep=g_rl=1e-4"], "error: --sweep: unknown field 'g_rl' (did you mean g_lr?); the "
                             "fields are the train flags"),
     (["--sweep=g_lr=fast"], "error: --sweep g_lr=fast: a value of g_lr is a number"),
@@ -179,14 +180,18 @@ except KeyboardInterrupt:
                                                "train flag '--stpes=3' (did you mean steps?)"),
     (["--sweep=strategy=gan,began", "--", "--loss=hinge"],
      "error: configuration strategy=began: --strategy=began trains its discriminator"),
-])
-def test_cli_refusals_are_one_line_and_launch_nothing(args, message, tmp_path):
-  root = tmp_path / "sweep"
-  proc = run_module("scripts.sweep", f"--workdir={root}", *args, timeout=120)
-  assert proc.returncode == 2, proc.stderr[-2000:]
-  assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
-  assert proc.stderr.startswith(message), proc.stderr
-  assert "Traceback" not in proc.stderr and not root.exists()
+]
+
+
+def test_cli_refusals_are_one_line_and_launch_nothing(tmp_path):
+  roots = [tmp_path / f"sweep{i}" for i in range(len(REFUSALS))]
+  procs = run_cases("scripts.sweep", [[f"--workdir={root}", *args]
+                                      for root, (args, _) in zip(roots, REFUSALS)])
+  for root, (args, message), proc in zip(roots, REFUSALS, procs):
+    assert proc.returncode == 2, (args, proc.stderr[-2000:])
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()], args
+    assert proc.stderr.startswith(message), proc.stderr
+    assert "Traceback" not in proc.stderr and not root.exists()
 
 
 def test_a_failed_run_fails_the_sweep_and_is_tabled(tmp_path):
