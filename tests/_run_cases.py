@@ -44,10 +44,12 @@ def _run_one(module: str, args: list[str]) -> dict:
     os.dup2(saved[1], 2)
     for fd in saved:
       os.close(fd)
-    # Flags an entry point defines when run (not on import) are defined again by the next
-    # case: drop them. Those of modules first imported during the case stay with their modules.
+    # The next case defines again the flags of the module run as __main__ (absl names it by
+    # its path) and those an entry point defines when run: drop them. Those of libraries first
+    # imported during the case stay, as their modules stay imported.
     for name in set(flags.FLAGS) - defined:
-      if flags.FLAGS.find_module_defining_flag(name) in imported:
+      where = flags.FLAGS.find_module_defining_flag(name)
+      if where in imported or where not in sys.modules:
         delattr(flags.FLAGS, name)
   text = []
   for f in outputs:
@@ -59,7 +61,14 @@ def _run_one(module: str, args: list[str]) -> dict:
 
 if __name__ == "__main__":
   module, cases = sys.argv[1], json.loads(sys.argv[2])
-  importlib.import_module(module)  # what it imports stays; runpy runs the module itself anew
+  # What the module imports stays imported; runpy runs the module itself anew each case, so
+  # the flags it defines on import (a script's own) are dropped with it.
+  from absl import flags
+  before = set(flags.FLAGS)
+  importlib.import_module(module)
   del sys.modules[module]
+  for name in set(flags.FLAGS) - before:
+    if flags.FLAGS.find_module_defining_flag(name) == module:
+      delattr(flags.FLAGS, name)
   results = [_run_one(module, args) for args in cases]
   print(json.dumps(results))
