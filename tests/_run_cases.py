@@ -17,6 +17,14 @@ import tempfile
 import traceback
 
 
+def _drop_flags(names: set[str], drop) -> None:
+  """Undefines those of the flags `names` whose defining module's name `drop` accepts."""
+  from absl import flags
+  for name in names:
+    if drop(flags.FLAGS.find_module_defining_flag(name)):
+      delattr(flags.FLAGS, name)
+
+
 def _run_one(module: str, args: list[str]) -> dict:
   from absl import flags
   defined, imported = set(flags.FLAGS), set(sys.modules)
@@ -47,10 +55,8 @@ def _run_one(module: str, args: list[str]) -> dict:
     # The next case defines again the flags of the module run as __main__ (absl names it by
     # its path) and those an entry point defines when run: drop them. Those of libraries first
     # imported during the case stay, as their modules stay imported.
-    for name in set(flags.FLAGS) - defined:
-      where = flags.FLAGS.find_module_defining_flag(name)
-      if where in imported or where not in sys.modules:
-        delattr(flags.FLAGS, name)
+    _drop_flags(set(flags.FLAGS) - defined, lambda where: where in imported
+                or where not in sys.modules)
   text = []
   for f in outputs:
     f.seek(0)
@@ -67,8 +73,6 @@ if __name__ == "__main__":
   before = set(flags.FLAGS)
   importlib.import_module(module)
   del sys.modules[module]
-  for name in set(flags.FLAGS) - before:
-    if flags.FLAGS.find_module_defining_flag(name) == module:
-      delattr(flags.FLAGS, name)
+  _drop_flags(set(flags.FLAGS) - before, lambda where: where == module)
   results = [_run_one(module, args) for args in cases]
   print(json.dumps(results))

@@ -8,7 +8,6 @@ import pytest
 
 from aegan_jax import data, evaluation
 from aegan_jax.errors import UserError
-from aegan_jax.errors import UserError
 from tests.conftest import run_cases, run_module
 
 
